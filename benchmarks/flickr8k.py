@@ -84,6 +84,10 @@ def parse_arguments(argv=None):
     parser.add_argument("--region-dim", type=int, default=1000, help="multimodal space size h (the paper: 1000)")
     parser.add_argument("--hidden-dim", type=int, default=300, help="BRNN hidden size")
     parser.add_argument("--embedding-dim", type=int, default=300, help="word vector size (50 with GloVe 6B-50d)")
+    parser.add_argument(
+        "--alignment-optimizer", choices=("sgd", "adam"), default="sgd",
+        help="sgd (the paper; AlignmentConfig's default) or adam (use with --alignment-learning-rate 2e-4)",
+    )
     parser.add_argument("--alignment-learning-rate", type=float, default=None, help="default: AlignmentConfig's")
     parser.add_argument(
         "--feature-normalization", choices=("none", "l2"), default="l2",
@@ -308,6 +312,7 @@ def run_protocol(args):
         epochs=args.alignment_epochs,
         word_vectors=args.word_vectors,
         feature_normalization=args.feature_normalization,
+        optimizer=args.alignment_optimizer,
     )
     if args.alignment_learning_rate is not None:
         alignment_settings["learning_rate"] = args.alignment_learning_rate

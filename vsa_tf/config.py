@@ -242,8 +242,11 @@ class AlignmentConfig(ConfigMixin):
         margin: margin of the ranking loss (eq. 9; the paper: 1).
         hardest_negative: use only the hardest negative of each row/column (VSE++).
         warmup_epochs: epochs of the summed loss before switching to the hardest negative.
-        learning_rate: SGD step size; the loss is summed over the batch's B(B-1) pairs, so it is small
-            (1e-3 kills the ReLUs of the from-scratch backbone at batch 50-100; 1e-4 trains).
+        optimizer: "sgd" (the paper: SGD with momentum) or "adam" (AdamW when weight_decay > 0); Adam's
+            steps do not grow with the summed loss, which makes it the robust choice on pretrained
+            features (Flickr8k: see benchmarks/flickr8k.py).
+        learning_rate: step size. With SGD the loss is summed over the batch's B(B-1) pairs, so it is small
+            (1e-3 kills the ReLUs of the from-scratch backbone at batch 50-100; 1e-4 trains); Adam: 2e-4.
         momentum: SGD momentum (the paper: 0.9).
         clip_value: element-wise gradient clipping (the paper: 5).
         dropout: dropout rate on every non-recurrent connection.
@@ -274,6 +277,7 @@ class AlignmentConfig(ConfigMixin):
     margin: float = 1.0
     hardest_negative: bool = False
     warmup_epochs: int = 0
+    optimizer: str = "sgd"
     learning_rate: float = 1e-4
     momentum: float = 0.9
     clip_value: float = 5.0
@@ -296,6 +300,7 @@ class AlignmentConfig(ConfigMixin):
             "feature_normalization": ("none", "l2"),
             "sentence_encoder": ("brnn", "bag_of_words"),
             "score": ("max", "defrag"),
+            "optimizer": ("sgd", "adam"),
         }
         for field_name, allowed in choices.items():
             if getattr(self, field_name) not in allowed:
@@ -325,6 +330,8 @@ class CaptionConfig(ConfigMixin):
         activate_inputs: pass b_v and W_hx x_t through the activation first (the paper's remark).
         image_conditioning: "bias" (b_v added at the first step, eq. 14) or "input" (the image as an
             extra input before START, Vinyals et al.).
+        image_normalization: "layer" (LayerNormalization of CNN(I) before W_hi; keeps b_v at the scale
+            of W_hx x_1 whatever the CNN's feature scale) or "none" (the paper's eq. 13 as written).
         backbone: CNN of the image side in pixel mode (a name of `vsa_tf.layers.backbones.BACKBONE_NAMES`).
         backbone_weights: optional local weights file of an application backbone (nothing is downloaded).
         backbone_frozen: whether the backbone's weights stay fixed.
@@ -353,6 +360,7 @@ class CaptionConfig(ConfigMixin):
     cell: str = "rnn"
     activate_inputs: bool = False
     image_conditioning: str = "bias"
+    image_normalization: str = "none"
     backbone: str = "simple"
     backbone_weights: typing.Optional[str] = None
     backbone_frozen: bool = False
@@ -379,6 +387,7 @@ class CaptionConfig(ConfigMixin):
             "feature_mode": ("pixels", "cached"),
             "cell": ("rnn", "lstm"),
             "image_conditioning": ("bias", "input"),
+            "image_normalization": ("none", "layer"),
         }
         for field_name, allowed in choices.items():
             if getattr(self, field_name) not in allowed:

@@ -129,3 +129,31 @@ def test_cached_feature_mode_trains_and_reloads(trained_run, tmp_path):
     assert run.model.feature_dim == 6 and run.model.feature_mode == "cached"
     assert run.model.feature_normalization == "l2"
     assert alignment.evaluate_retrieval(run_dir, None, "test") == summary["test"]
+
+
+def test_saved_cnn_gives_a_captioner_the_alignment_models_features(trained_run, tmp_path):
+    from vsa_tf.layers.region_features import RegionFeatureExtractor
+    from vsa_tf.models.caption_model import CaptionModel
+
+    run_dir, _, _, _ = trained_run
+    with pytest.raises(ValueError, match="must end with .weights.h5, received 'cnn.h5'"):
+        alignment.save_backbone_weights(run_dir, "cnn.h5")
+    path = alignment.save_backbone_weights(run_dir, str(tmp_path / "cnn.weights.h5"))
+    assert os.listdir(tmp_path) == ["cnn.weights.h5"]  # no temporary file left behind
+    run = alignment.load_alignment_run(run_dir)
+    extractor = next(layer for layer in run.model._flatten_layers() if isinstance(layer, RegionFeatureExtractor))
+    images = np.random.RandomState(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    batch = {"images": images, "boxes": np.tile(np.array([[[0, 0, 1, 1]]], "float32"), (3, 1, 1)), "region_mask": np.ones((3, 1), bool)}
+    expected = np.asarray(extractor(batch))[:, 0]
+    assert np.abs(expected).max() > 0  # a live CNN, so the comparison below means something
+
+    captioner = CaptionModel(
+        vocabulary_size=12, hidden_dim=4, embedding_dim=4, backbone_weights=path, backbone_frozen=True,
+        backbone_filters=(4, 8), image_shape=(32, 32),
+    ).build_from_dummy()
+    np.testing.assert_allclose(np.asarray(captioner.image_features(batch)), expected, rtol=1e-5, atol=1e-6)
+    assert not any("backbone" in weight.path for weight in captioner.trainable_weights)
+
+    with pytest.raises(ValueError, match="simple-backbone weights .*filters \\(4, 6\\).*value.shape=\\(3, 3, 4, 8\\)"):
+        CaptionModel(vocabulary_size=12, hidden_dim=4, embedding_dim=4, backbone_weights=path, backbone_filters=(4, 6),
+                     image_shape=(32, 32)).build_from_dummy()

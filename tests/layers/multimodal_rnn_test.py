@@ -18,7 +18,8 @@ MASK = TOKENS != 0
         ("lstm", "input", False, 8),  # + image bias
     ],
 )
-def test_layer_basics(cell, image_conditioning, activate_inputs, weights):
+@pytest.mark.parametrize("image_normalization", ["none", "layer"])  # "layer": + gain and offset
+def test_layer_basics(cell, image_conditioning, activate_inputs, weights, image_normalization):
     run_layer_test(
         MultimodalRNNDecoder,
         init_kwargs={
@@ -29,11 +30,12 @@ def test_layer_basics(cell, image_conditioning, activate_inputs, weights):
             "image_conditioning": image_conditioning,
             "activate_inputs": activate_inputs,
             "dropout": 0.1,
+            "image_normalization": image_normalization,
         },
         input_data=IMAGE,
         call_kwargs={"tokens": TOKENS, "padding_mask": MASK},
         expected_output_shape=(2, 5, 10),
-        expected_num_trainable_weights=weights,
+        expected_num_trainable_weights=weights + (2 if image_normalization == "layer" else 0),
     )
 
 
@@ -66,6 +68,22 @@ def test_image_enters_only_at_first_step():
     assert not np.allclose(np.asarray(first), np.asarray(second))
 
 
+def test_layer_image_normalization_removes_the_feature_scale():
+    # A from-scratch CNN's features start ~100x smaller than a pretrained one's; with "layer" the
+    # decoder sees the same b_v at any scale, and without it b_v shrinks with the features.
+    normalized = MultimodalRNNDecoder(10, hidden_dim=4, embedding_dim=3, image_normalization="layer")
+    plain = MultimodalRNNDecoder(10, hidden_dim=4, embedding_dim=3)
+    logits = np.asarray(normalized(IMAGE, tokens=TOKENS))
+    for scale in (0.1, 100.0):
+        np.testing.assert_allclose(np.asarray(normalized(IMAGE * scale, tokens=TOKENS)), logits, rtol=1e-3, atol=1e-4)
+    plain(IMAGE, tokens=TOKENS)  # builds it
+    bias = np.asarray(plain.initial_state(IMAGE)["image_bias"])
+    np.testing.assert_allclose(np.asarray(plain.initial_state(IMAGE * 0.1)["image_bias"]), 0.1 * bias, rtol=1e-4, atol=1e-7)
+    # Two images still give two different biases (only the scale is removed).
+    state = normalized.initial_state(IMAGE)
+    assert not np.allclose(np.asarray(state["image_bias"])[0], np.asarray(state["image_bias"])[1])
+
+
 def test_padding_does_not_change_valid_positions():
     decoder = MultimodalRNNDecoder(10, hidden_dim=4, embedding_dim=3)
     logits = np.asarray(decoder(IMAGE, tokens=TOKENS, padding_mask=MASK))
@@ -82,3 +100,5 @@ def test_rejects_bad_arguments():
         MultimodalRNNDecoder(10, image_conditioning="concat")
     with pytest.raises(ValueError, match="dropout"):
         MultimodalRNNDecoder(10, dropout=1.5)
+    with pytest.raises(ValueError, match="image_normalization must be one of .* received image_normalization='batch'"):
+        MultimodalRNNDecoder(10, image_normalization="batch")

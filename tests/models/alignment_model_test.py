@@ -84,6 +84,24 @@ def test_training_lowers_the_loss(pixels):
     assert model.evaluate(_dataset(batch), verbose=0) < history[0]
 
 
+@pytest.mark.parametrize("weight_decay, expected", [(0.0, "Adam"), (1e-4, "AdamW")])
+def test_adam_optimizer_option_trains(weight_decay, expected):
+    keras.utils.set_random_seed(1)
+    batch = _ranking_batches()
+    model = AlignmentModel(**TINY, feature_mode="cached", dropout=0.0)
+    model.compile_for_training(learning_rate=0.01, weight_decay=weight_decay, optimizer="adam")
+    assert type(model.optimizer).__name__ == expected
+    assert model.optimizer.clipvalue == 5.0
+    history = model.fit(_dataset(batch), epochs=12, verbose=0).history["loss"]
+    assert np.mean(history[-3:]) < 0.6 * history[0], history
+
+
+def test_compile_rejects_unknown_optimizer():
+    model = AlignmentModel(**TINY, feature_mode="cached")
+    with pytest.raises(ValueError, match="optimizer must be one of \\['sgd', 'adam'\\]; received 'rmsprop'"):
+        model.compile_for_training(optimizer="rmsprop")
+
+
 def test_hardest_negative_warmup_switches_the_loss():
     model = AlignmentModel(**TINY, feature_mode="cached", hardest_negative=True)
     model.compile_for_training(learning_rate=1e-3)

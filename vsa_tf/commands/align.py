@@ -50,7 +50,8 @@ def register(subparsers):
     parser.add_argument("--margin", type=float, default=1.0)
     parser.add_argument("--hardest-negative", action="store_true", help="VSE++ hardest negative after --warmup-epochs")
     parser.add_argument("--warmup-epochs", type=int, default=0)
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="sgd (the paper) or adam (AdamW with --weight-decay)")
+    parser.add_argument("--learning-rate", type=float, default=1e-4, help="1e-4 suits SGD on the summed loss; 2e-4 suits Adam")
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--clip-value", type=float, default=5.0)
     parser.add_argument("--dropout", type=float, default=0.25)
@@ -109,6 +110,7 @@ def run_train_align(args):
         margin=args.margin,
         hardest_negative=args.hardest_negative,
         warmup_epochs=args.warmup_epochs,
+        optimizer=args.optimizer,
         learning_rate=args.learning_rate,
         momentum=args.momentum,
         clip_value=args.clip_value,

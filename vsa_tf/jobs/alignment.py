@@ -110,6 +110,7 @@ def _build_and_compile(config, vocabulary, store):
         clip_value=config.clip_value,
         weight_decay=config.weight_decay,
         jit_compile=config.jit_compile,
+        optimizer=config.optimizer,
     )
     return model
 
@@ -249,6 +250,39 @@ def _data_config_of(run, data_config):
         boxes=data_config.boxes if data_config.boxes is not None else run_data.boxes,
         features=data_config.features if data_config.features is not None else run_data.features,
     )
+
+
+def save_backbone_weights(run_dir, out_path):
+    """Saves the trained CNN of a pixel-mode alignment run as a `.weights.h5` file (atomically).
+
+    The captioner (`CaptionConfig.backbone_weights`, with the same `backbone_filters`) and the joint
+    embedding can then start from this CNN, as the paper's captioner starts from a trained CNN.
+
+    Args:
+        run_dir: a pixel-mode alignment run folder or a loaded `AlignmentRun`.
+        out_path: the file to write; it must end with `.weights.h5`.
+    Returns:
+        `out_path`.
+    """
+    from vsa_tf.layers.backbones import Backbone
+
+    if not str(out_path).endswith(".weights.h5"):
+        raise ValueError(f"out_path must end with .weights.h5, received {out_path!r}")
+    run = load_alignment_run(run_dir) if isinstance(run_dir, (str, os.PathLike)) else run_dir
+    backbones = [layer for layer in run.model._flatten_layers() if isinstance(layer, Backbone)]
+    if not backbones:
+        raise ValueError(f"{run.run_dir}: a {run.config.feature_mode!r}-mode alignment run has no CNN to save")
+    if backbones[0].architecture != "simple":
+        raise ValueError(
+            f"{run.run_dir}: the run's backbone is {backbones[0].architecture!r}; only the built-in 'simple' CNN is saved "
+            "this way (an application backbone already comes from its own weights file)"
+        )
+    directory = os.path.dirname(os.path.abspath(out_path))
+    os.makedirs(directory, exist_ok=True)
+    temporary = os.path.join(directory, ".tmp-" + os.path.basename(out_path))
+    backbones[0].network.save_weights(temporary)
+    os.replace(temporary, out_path)
+    return out_path
 
 
 def retrieval_scores(run_dir, data_config=None, split="test"):

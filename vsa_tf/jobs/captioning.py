@@ -48,6 +48,7 @@ def build_caption_model(config, vocabulary_size):
         activate_inputs=config.activate_inputs,
         image_conditioning=config.image_conditioning,
         dropout=config.dropout,
+        image_normalization=config.image_normalization,
         feature_mode=config.feature_mode,
         backbone=config.backbone,
         backbone_weights=config.backbone_weights,

@@ -5,7 +5,10 @@ from scratch, the default for the synthetic world) or a `keras.applications` / k
 weights come from a local file (no downloads). Every backbone scales its own 0..255 input.
 """
 
+import re
+
 import keras
+import tensorflow as tf
 from keras import ops
 
 # name -> (constructor path, feature layer or None for the network's output, input scaling).
@@ -24,6 +27,14 @@ BACKBONE_NAMES = ("simple",) + tuple(APPLICATION_BACKBONES)
 
 # ImageNet BGR channel means used by the "caffe" preprocessing of VGG16 / ResNet50.
 _CAFFE_MEANS_BGR = (103.939, 116.779, 123.68)
+
+
+def _short_error(error):
+    """Keras's weight-loading errors print whole variables; keep the first line and the shape mismatch."""
+    text = str(error)
+    first_line = text.splitlines()[0] if text else type(error).__name__
+    mismatch = re.search(r"variable\.shape=\([^)]*\), Received: value\.shape=\([^)]*\)", text)
+    return f"{first_line} ({mismatch.group(0)})" if mismatch else first_line
 
 
 def _construct_application(name, input_shape, weights_path):
@@ -114,30 +125,38 @@ class Backbone(keras.layers.Layer):
         return 16 if feature_layer else 32
 
     def build(self, input_shape):
-        if self.network is not None:
-            pass  # already built: keep the network and its weights
-        elif self.architecture == "simple":
-            self.network = self._simple_network()
-            self.network.build(tuple(input_shape))
-            if self.weights_path:
-                # A simple network trained by another run (its `network.save_weights` file).
-                try:
-                    self.network.load_weights(self.weights_path)
-                except (OSError, ValueError) as error:
-                    raise ValueError(
-                        f"Could not load simple-backbone weights from {self.weights_path!r} (filters {self.filters}): {error}"
-                    ) from None
-        else:
-            try:
-                network = _construct_application(self.architecture, self.input_shape_hint, self.weights_path)
-            except (OSError, ValueError) as error:
-                raise ValueError(f"Could not load {self.architecture} weights from {self.weights_path!r}: {error}") from None
-            _, feature_layer, _ = APPLICATION_BACKBONES[self.architecture]
-            if feature_layer:
-                network = keras.Model(network.inputs, network.get_layer(feature_layer).output, name=network.name)
-            self.network = network
+        if self.network is None:
+            # Keras may build a layer while it traces a model's `call` symbolically (a subclassed model
+            # without its own `build`). Loading a weights file there would assign the values inside that
+            # throw-away graph and leave the variables at their random initial values, so the network
+            # is created and loaded in the eager context. (Raw TF on purpose: keras.ops has no init_scope.)
+            with tf.init_scope():
+                self.network = self._create_network(input_shape)
         self.network.trainable = not self.frozen
         self.built = True
+
+    def _create_network(self, input_shape):
+        if self.architecture == "simple":
+            network = self._simple_network()
+            network.build(tuple(input_shape))
+            if self.weights_path:
+                # A simple network trained by another run (`vsa_tf.jobs.alignment.save_backbone_weights`).
+                try:
+                    network.load_weights(self.weights_path)
+                except (OSError, ValueError) as error:
+                    raise ValueError(
+                        f"Could not load simple-backbone weights from {self.weights_path!r} (filters {self.filters}): "
+                        f"{_short_error(error)}"
+                    ) from None
+            return network
+        try:
+            network = _construct_application(self.architecture, self.input_shape_hint, self.weights_path)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"Could not load {self.architecture} weights from {self.weights_path!r}: {_short_error(error)}") from None
+        _, feature_layer, _ = APPLICATION_BACKBONES[self.architecture]
+        if feature_layer:
+            network = keras.Model(network.inputs, network.get_layer(feature_layer).output, name=network.name)
+        return network
 
     def _scale(self, images):
         _, _, mode = APPLICATION_BACKBONES.get(self.architecture, (None, None, "unit"))

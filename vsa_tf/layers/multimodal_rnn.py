@@ -3,6 +3,7 @@ from keras import ops
 
 CELLS = ("rnn", "lstm")
 IMAGE_CONDITIONINGS = ("bias", "input")
+IMAGE_NORMALIZATIONS = ("none", "layer")
 
 
 @keras.saving.register_keras_serializable(package="vsa_tf")
@@ -29,6 +30,11 @@ class MultimodalRNNDecoder(keras.layers.Layer):
     i.e. the initial state is the state after one step on the image, and no bias is added later.
     Both conditionings work for both cells.
 
+    `image_normalization="layer"` standardises CNN(I) with a `LayerNormalization` (learned gain and
+    offset) before W_hi. The paper's CNN(I) is a pretrained network's fc7 vector, whose entries are O(1);
+    a small CNN trained from scratch starts with features a hundred times smaller and nearly the same
+    for every image, so b_v is then swamped by W_hx x_1 + b_h and the decoder learns to ignore the image.
+
     Dropout (rate `dropout`) is applied to the image feature, the word embeddings and the hidden
     state before the output layer, never on the recurrent connection h_{t-1} -> h_t.
 
@@ -42,6 +48,7 @@ class MultimodalRNNDecoder(keras.layers.Layer):
         activate_inputs: bool, pass b_v and W_hx x_t through the activation first.
         image_conditioning: "bias" (b_v at the first step) or "input" (image as the step before START).
         dropout: float in [0, 1), non-recurrent dropout rate.
+        image_normalization: "none" or "layer" (LayerNormalization of CNN(I) before W_hi).
         kernel_initializer: initializer of the kernels and embeddings.
         **kwargs: passed to `keras.layers.Layer`.
 
@@ -75,6 +82,7 @@ class MultimodalRNNDecoder(keras.layers.Layer):
         activate_inputs=False,
         image_conditioning="bias",
         dropout=0.0,
+        image_normalization="none",
         kernel_initializer="glorot_uniform",
         **kwargs,
     ):
@@ -87,6 +95,10 @@ class MultimodalRNNDecoder(keras.layers.Layer):
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), received dropout={dropout}")
+        if image_normalization not in IMAGE_NORMALIZATIONS:
+            raise ValueError(
+                f"image_normalization must be one of {IMAGE_NORMALIZATIONS}, received image_normalization={image_normalization!r}"
+            )
         for name, value in (("vocabulary_size", vocabulary_size), ("hidden_dim", hidden_dim), ("embedding_dim", embedding_dim)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer, received {name}={value}")
@@ -97,6 +109,7 @@ class MultimodalRNNDecoder(keras.layers.Layer):
         self.activate_inputs = bool(activate_inputs)
         self.image_conditioning = image_conditioning
         self.dropout = float(dropout)
+        self.image_normalization = image_normalization
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         # Width of the recurrent pre-activation: h for the RNN, the four gates for the LSTM.
         self.gate_dim = self.hidden_dim * (4 if cell == "lstm" else 1)
@@ -132,6 +145,10 @@ class MultimodalRNNDecoder(keras.layers.Layer):
             name="image_projection",
         )
         self.image_projection.build((None, feature_dim))
+        self.image_norm = None
+        if self.image_normalization == "layer":
+            self.image_norm = keras.layers.LayerNormalization(epsilon=1e-8, dtype=self.dtype_policy, name="image_norm")
+            self.image_norm.build((None, feature_dim))
         self.recurrent_kernel = self.add_weight(
             name="recurrent_kernel",
             shape=(self.hidden_dim, self.gate_dim),
@@ -194,7 +211,10 @@ class MultimodalRNNDecoder(keras.layers.Layer):
         The state is a dict of [B, ...] tensors: "hidden" (and "cell" for the LSTM) and, for the
         "bias" conditioning, "image_bias" (b_v, added at step 0 only).
         """
-        image_feature = self.image_dropout(ops.convert_to_tensor(image_feature, self.compute_dtype), training=training)
+        image_feature = ops.convert_to_tensor(image_feature, self.compute_dtype)
+        if self.image_norm is not None:
+            image_feature = self.image_norm(image_feature)
+        image_feature = self.image_dropout(image_feature, training=training)
         projected = self.image_projection(image_feature)
         if self.activate_inputs:
             projected = ops.relu(projected)
@@ -277,6 +297,7 @@ class MultimodalRNNDecoder(keras.layers.Layer):
                 "activate_inputs": self.activate_inputs,
                 "image_conditioning": self.image_conditioning,
                 "dropout": self.dropout,
+                "image_normalization": self.image_normalization,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             }
         )

@@ -15,6 +15,7 @@ from vsa_tf.models import cross_replica
 
 SENTENCE_ENCODERS = ("brnn", "bag_of_words")
 FEATURE_NORMALIZATIONS = ("none", "l2")
+OPTIMIZERS = ("sgd", "adam")
 
 
 @keras.saving.register_keras_serializable(package="vsa_tf")
@@ -256,19 +257,37 @@ class AlignmentModel(keras.Model):
         """Initialises the word embedding from a pretrained [vocabulary_size, embedding_dim] matrix."""
         self.word_encoder.set_word_embeddings(matrix)
 
-    def compile_for_training(self, learning_rate=1e-3, momentum=0.9, clip_value=5.0, weight_decay=0.0, jit_compile=False):
-        """Compiles with SGD + momentum, element-wise gradient clipping and decoupled weight decay."""
+    def compile_for_training(
+        self, learning_rate=1e-3, momentum=0.9, clip_value=5.0, weight_decay=0.0, jit_compile=False, optimizer="sgd"
+    ):
+        """Compiles with element-wise gradient clipping and decoupled weight decay.
+
+        Args:
+            learning_rate: step size.
+            momentum: SGD momentum (ignored by Adam).
+            clip_value: element-wise gradient clipping (0 or None: off).
+            weight_decay: decoupled weight decay (0 or None: off).
+            jit_compile: XLA-compile the train step.
+            optimizer: "sgd" (the paper: SGD with momentum) or "adam" (AdamW when weight decay is on).
+                The ranking loss is summed over the batch's B(B - 1) pairs, so SGD's step size has to
+                shrink with the batch and the feature scale; Adam's per-weight steps do not depend on it.
+        """
         if not (learning_rate > 0 and math.isfinite(learning_rate)):
             raise ValueError(f"learning_rate must be a positive number; received {learning_rate!r}")
-        optimizer = keras.optimizers.SGD(
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}; received {optimizer!r}")
+        common = dict(
             learning_rate=learning_rate,
-            momentum=momentum,
             clipvalue=clip_value if clip_value else None,
             weight_decay=weight_decay if weight_decay else None,
         )
+        if optimizer == "sgd":
+            optimizer_object = keras.optimizers.SGD(momentum=momentum, **common)
+        else:
+            optimizer_object = keras.optimizers.AdamW(**common) if weight_decay else keras.optimizers.Adam(**common)
         # The hardest-negative switch is not a parameter: keep it out of weight decay.
-        optimizer.exclude_from_weight_decay(var_names=["hardest_negative_weight"])
-        self.compile(optimizer=optimizer, jit_compile=jit_compile)
+        optimizer_object.exclude_from_weight_decay(var_names=["hardest_negative_weight"])
+        self.compile(optimizer=optimizer_object, jit_compile=jit_compile)
         return self
 
     def get_config(self):

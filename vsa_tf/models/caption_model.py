@@ -55,6 +55,8 @@ class CaptionModel(keras.Model):
         activate_inputs: pass b_v and W_hx x_t through the activation (the paper's remark).
         image_conditioning: "bias" (b_v at the first step) or "input" (image as the step before START).
         dropout: dropout on every non-recurrent connection.
+        image_normalization: "none" or "layer": LayerNormalization of CNN(I) before W_hi (see
+            `MultimodalRNNDecoder`).
         feature_mode: "pixels" (backbone + RoIAlign of the batch's box) or "cached" (`region_features`).
         backbone, backbone_weights, backbone_frozen, backbone_filters, pool_size: the image side in
             pixel mode (see `RegionFeatureExtractor`).
@@ -92,6 +94,7 @@ class CaptionModel(keras.Model):
         activate_inputs=False,
         image_conditioning="bias",
         dropout=0.0,
+        image_normalization="none",
         feature_mode="pixels",
         backbone="simple",
         backbone_weights=None,
@@ -114,6 +117,7 @@ class CaptionModel(keras.Model):
         self.activate_inputs = bool(activate_inputs)
         self.image_conditioning = image_conditioning
         self.dropout = float(dropout)
+        self.image_normalization = image_normalization
         self.feature_mode = feature_mode
         self.backbone = backbone
         self.backbone_weights = backbone_weights
@@ -140,10 +144,28 @@ class CaptionModel(keras.Model):
             activate_inputs=self.activate_inputs,
             image_conditioning=image_conditioning,
             dropout=self.dropout,
+            image_normalization=image_normalization,
             name="decoder",
         )
         self.perplexity = _MaskedPerplexity(name="perplexity")
         self._generate_functions = {}
+
+    def build(self, input_shape):
+        # An explicit build: without it Keras would build the sub-layers while tracing `call`
+        # symbolically, where a backbone's weights file cannot be loaded into its variables.
+        if not isinstance(input_shape, dict):
+            raise ValueError(f"CaptionModel is built from a batch dict; received input shape {input_shape!r}")
+        if self.feature_mode == "cached":
+            if "region_features" not in input_shape:
+                raise ValueError(f"CaptionModel(feature_mode='cached') needs `region_features`; received keys {sorted(input_shape)}")
+            feature_dim = input_shape["region_features"][-1]
+        else:
+            if "images" not in input_shape or "boxes" not in input_shape:
+                raise ValueError(f"CaptionModel(feature_mode='pixels') needs `images` and `boxes`; received keys {sorted(input_shape)}")
+            self.feature_extractor.build(input_shape)
+            feature_dim = self.feature_extractor.compute_output_shape(input_shape)[-1]
+        self.decoder.build((None, feature_dim))
+        self.built = True
 
     def image_features(self, batch, training=False):
         """CNN(I) of the batch's single region: float [B, D] (the nearest-neighbour baseline uses it too)."""
@@ -245,6 +267,7 @@ class CaptionModel(keras.Model):
                 "activate_inputs": self.activate_inputs,
                 "image_conditioning": self.image_conditioning,
                 "dropout": self.dropout,
+                "image_normalization": self.image_normalization,
                 "feature_mode": self.feature_mode,
                 "backbone": self.backbone,
                 "backbone_weights": self.backbone_weights,

@@ -1,0 +1,36 @@
+import json
+
+import pytest
+
+from vsa_tf.config import AlignmentConfig, CaptionConfig, DataConfig, load_config, save_config
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        AlignmentConfig(data=DataConfig(dataset="d.json", images="images"), optimizer="adam", learning_rate=2e-4),
+        CaptionConfig(data=DataConfig(dataset="d.json", images="images"), image_normalization="layer"),
+    ],
+    ids=["alignment", "caption"],
+)
+def test_round_trip_keeps_the_new_fields(tmp_path, config):
+    path = str(tmp_path / "config.json")
+    save_config(config, path)
+    assert load_config(type(config), path) == config
+
+
+def test_older_config_files_load_with_defaults(tmp_path):
+    # A run folder written before `optimizer` / `image_normalization` existed keeps its old behaviour.
+    for config_class, field_name, default in ((AlignmentConfig, "optimizer", "sgd"), (CaptionConfig, "image_normalization", "none")):
+        values = config_class().to_dict()
+        del values[field_name]
+        path = tmp_path / f"{field_name}.json"
+        path.write_text(json.dumps(values))
+        assert getattr(load_config(config_class, str(path)), field_name) == default
+
+
+def test_rejects_unknown_choices_with_the_received_value():
+    with pytest.raises(ValueError, match="AlignmentConfig.optimizer must be one of \\['sgd', 'adam'\\], received 'lbfgs'"):
+        AlignmentConfig(optimizer="lbfgs")
+    with pytest.raises(ValueError, match="CaptionConfig.image_normalization must be one of \\['none', 'layer'\\], received 'batch'"):
+        CaptionConfig(image_normalization="batch")
