@@ -19,12 +19,14 @@ def test_train_caption_caption_and_evaluate(world, capsys, monkeypatch):
     dataset, images, run = str(world / "world" / "dataset.json"), str(world / "world" / "images"), str(world / "run")
     code = cli.main(
         ["train-caption", "--dataset", dataset, "--images", images, "--out", run, "--image-size", "32", "32",
-         "--min-word-count", "1", "--epochs", "1", "--batch-size", "32", "--hidden-dim", "8", "--backbone", "simple"]
+         "--min-word-count", "1", "--epochs", "1", "--batch-size", "32", "--hidden-dim", "8", "--backbone", "simple",
+         "--image-normalization", "layer", "--dropout", "0.1"]
     )
     assert code == 0
     with open(os.path.join(run, "config.json")) as stream:
         config = json.load(stream)
     assert config["kind"] == "caption" and config["hidden_dim"] == 8 and config["data"]["image_size"] == [32, 32]
+    assert config["image_normalization"] == "layer" and config["dropout"] == 0.1
     capsys.readouterr()
 
     image = os.path.join(images, sorted(os.listdir(images))[0])
@@ -49,5 +51,8 @@ def test_train_caption_caption_and_evaluate(world, capsys, monkeypatch):
 def test_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
     assert cli.main(["caption", "--run", str(tmp_path / "nothing"), "image.jpg"]) == 2
     assert "Run folder not found" in capsys.readouterr().err
+    assert cli.main(["train-caption", "--dataset", "d.json", "--images", "images", "--features", "features", "--out",
+                     str(tmp_path / "run"), "--cnn-from-alignment", str(tmp_path / "alignment_run")]) == 2
+    assert "cnn_from_alignment gives the captioner a CNN on pixels" in capsys.readouterr().err
     assert cli.main(["evaluate-captions", "--run", str(tmp_path), "--dataset", "d.json"]) == 2
     assert "give both --dataset and --images" in capsys.readouterr().err

@@ -160,3 +160,40 @@ def test_errors(tmp_path):
         captioning.load_caption_run(str(tmp_path / "absent"))
     with pytest.raises(ValueError, match="beam must be >= 1, received 0"):
         captioning.make_sampler(CaptionConfig(), beam=0)
+
+
+def test_captioner_reads_the_alignment_models_cnn_kept_fixed(world, tmp_path):
+    import shutil
+
+    from vsa_tf.config import AlignmentConfig
+    from vsa_tf.jobs import alignment
+    from vsa_tf.layers.region_features import RegionFeatureExtractor
+
+    data = world["data"].replace(boxes=os.path.join(world["world"], "boxes.json"), max_boxes=3)
+    alignment_dir = str(tmp_path / "alignment")
+    alignment.train_alignment(
+        AlignmentConfig(region_dim=8, embedding_dim=6, hidden_dim=8, backbone_filters=(4, 6), batch_size=8, epochs=1, dropout=0.0),
+        data, alignment_dir, verbose=0,
+    )
+    run_dir = str(tmp_path / "caption")
+    config = world["config"].replace(epochs=1, image_normalization="layer")  # its own filters (4, 8) are replaced
+    run = captioning.train_captioner(config, data, run_dir, verbose=0, cnn_from_alignment=alignment_dir)
+    assert run.config.backbone_frozen and run.config.backbone_filters == (4, 6)
+    assert run.config.backbone_weights == os.path.join(run_dir, captioning.ALIGNMENT_CNN_FILE)
+
+    aligner = alignment.load_alignment_run(alignment_dir).model
+    extractor = next(layer for layer in aligner._flatten_layers() if isinstance(layer, RegionFeatureExtractor))
+    images = np.random.RandomState(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    batch = {"images": images, "boxes": np.tile(np.array([[[0, 0, 1, 1]]], "float32"), (2, 1, 1)), "region_mask": np.ones((2, 1), bool)}
+    expected = np.asarray(extractor(batch))[:, 0]
+    # After an epoch of training the CNN still computes the alignment model's features.
+    np.testing.assert_allclose(np.asarray(run.model.image_features(batch)), expected, rtol=1e-5, atol=1e-6)
+
+    # The run folder is self-contained: moved elsewhere (the CNN file's recorded path now missing), it loads the same model.
+    moved = str(tmp_path / "moved")
+    shutil.move(run_dir, moved)
+    reloaded = captioning.load_caption_run(moved)
+    np.testing.assert_allclose(np.asarray(reloaded.model.image_features(batch)), expected, rtol=1e-5, atol=1e-6)
+
+    with pytest.raises(ValueError, match="cnn_from_alignment gives the captioner a CNN on pixels"):
+        captioning.train_captioner(config, data.replace(features=str(tmp_path)), str(tmp_path / "cached"), cnn_from_alignment=alignment_dir)

@@ -47,6 +47,15 @@ def register(subparsers):
     train.add_argument("--cell", choices=("rnn", "lstm"), default=None)
     train.add_argument("--learning-rate", type=float, default=None)
     train.add_argument("--backbone", default=None, help="backbone of the image side in pixel mode")
+    train.add_argument(
+        "--cnn-from-alignment", default=None, metavar="RUN",
+        help="pixel-mode alignment run whose trained CNN becomes the image side, kept fixed",
+    )
+    train.add_argument(
+        "--image-normalization", choices=("none", "layer"), default=None,
+        help="LayerNormalization of CNN(I) before W_hi (default: the config's)",
+    )
+    train.add_argument("--dropout", type=float, default=None)
     add_strategy_argument(train)
     train.set_defaults(handler=run_train_caption)
 
@@ -97,9 +106,14 @@ def run_train_caption(args):
         "cell": args.cell,
         "learning_rate": args.learning_rate,
         "backbone": args.backbone,
+        "image_normalization": args.image_normalization,
+        "dropout": args.dropout,
     }
     config = config.replace(**{key: value for key, value in overrides.items() if value is not None})
-    run = train_captioner(config, _data_config(args, config.data), args.out, snippets_path=args.snippets, strategy=args.strategy)
+    run = train_captioner(
+        config, _data_config(args, config.data), args.out, snippets_path=args.snippets, strategy=args.strategy,
+        cnn_from_alignment=args.cnn_from_alignment,
+    )
     print(f"caption run written to {run.run_dir}")
     return 0
 

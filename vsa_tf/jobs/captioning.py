@@ -23,6 +23,7 @@ from vsa_tf.samplers import BeamSampler, GreedySampler
 CONFIG_FILE = "config.json"
 VOCABULARY_FILE = "vocabulary.txt"
 WEIGHTS_FILE = training.BEST_WEIGHTS
+ALIGNMENT_CNN_FILE = "alignment_cnn.weights.h5"
 # pycocoevalcap's PTB tokenizer drops empty lines (and then fails), so an empty generated caption is
 # scored as this word, which matches no reference word after tokenisation ("[UNK]" -> "unk").
 EMPTY_CAPTION = "unk"
@@ -82,7 +83,9 @@ def _snippets_of(snippets, records):
     return [snippet for snippet in snippets if snippet["filename"] in filenames]
 
 
-def train_captioner(config, data_config=None, run_dir=None, snippets_path=None, verbose="auto", strategy="default"):
+def train_captioner(
+    config, data_config=None, run_dir=None, snippets_path=None, verbose="auto", strategy="default", cnn_from_alignment=None
+):
     """Trains the captioner on whole images, or on (region, snippet) pairs when `snippets_path` is given.
 
     Args:
@@ -95,6 +98,10 @@ def train_captioner(config, data_config=None, run_dir=None, snippets_path=None, 
         strategy: "default", "mirrored", "multiworker" (`vsa_tf.training.get_strategy`) or a
             `tf.distribute.Strategy`; the model is built and compiled in its scope and
             `config.batch_size` is the global batch, split across the replicas.
+        cnn_from_alignment: optional pixel-mode alignment run folder whose trained CNN becomes this
+            captioner's image side, kept fixed (the paper's captioner reads a trained CNN's features).
+            Its weights are copied into the run folder (`ALIGNMENT_CNN_FILE`) and the config records
+            that file, `backbone_frozen=True` and the alignment run's `backbone_filters`.
     Returns:
         a `CaptionRun` with the best weights loaded.
     """
@@ -103,6 +110,8 @@ def train_captioner(config, data_config=None, run_dir=None, snippets_path=None, 
     if data_config is not None:
         config = config.replace(data=data_config)
     data_config = config.data
+    if cnn_from_alignment is not None and data_config.features:
+        raise ValueError("cnn_from_alignment gives the captioner a CNN on pixels; remove `features` from the data config")
     # First: MultiWorkerMirroredStrategy must be created before TensorFlow runs any op.
     strategy = training.get_strategy(strategy) if isinstance(strategy, str) else strategy
     dataset = _read_data(data_config)
@@ -122,6 +131,15 @@ def train_captioner(config, data_config=None, run_dir=None, snippets_path=None, 
         config = config.replace(feature_mode="pixels", feature_dim=None)
     config = config.replace(region_captions=bool(snippets_path))
     os.makedirs(run_dir, exist_ok=True)
+    if cnn_from_alignment is not None:
+        from vsa_tf.jobs import alignment as alignment_job
+
+        alignment_run = alignment_job.load_alignment_run(cnn_from_alignment)
+        weights = alignment_job.save_backbone_weights(alignment_run, os.path.join(run_dir, ALIGNMENT_CNN_FILE))
+        config = config.replace(
+            backbone="simple", backbone_weights=os.path.abspath(weights), backbone_frozen=True,
+            backbone_filters=alignment_run.config.backbone_filters,
+        )
     save_config(config, os.path.join(run_dir, CONFIG_FILE))
     vocabulary.save(os.path.join(run_dir, VOCABULARY_FILE))
 
@@ -180,7 +198,9 @@ def load_caption_run(run_dir):
     weights_path = os.path.join(run_dir, WEIGHTS_FILE)
     if not os.path.exists(weights_path):
         raise ValueError(f"{run_dir}: {WEIGHTS_FILE} is missing (the run has not finished an epoch)")
-    model = build_caption_model(config, vocabulary.size)
+    # The run's weights file holds the whole model, CNN included: the CNN's starting weights (which may
+    # have moved with the run folder) are not read again.
+    model = build_caption_model(config.replace(backbone_weights=None), vocabulary.size)
     model.build_from_dummy()
     model.load_weights(weights_path)
     return CaptionRun(model=model, vocabulary=vocabulary, config=config, run_dir=run_dir)

@@ -58,7 +58,7 @@ class DemoConfig(ConfigMixin):
     test_images: int = 1000
     image_size: typing.Tuple[int, int] = (64, 96)
     alignment_epochs: int = 8
-    caption_epochs: int = 6
+    caption_epochs: int = 15
     embedding_epochs: int = 6
     alignment_batch_size: int = 50
     caption_batch_size: int = 64
@@ -236,16 +236,21 @@ def run_demo(config):
     summary["alignment_figures"] = figures
 
     stages.start("Train the full-frame and the region captioners (multimodal RNN)")
+    # The paper's captioner reads a trained CNN's features: here the alignment model's CNN, kept fixed
+    # (cnn_from_alignment), its features layer-normalised before W_hi (eq. 13).
     caption_config = CaptionConfig(
         data=data, hidden_dim=config.caption_hidden, embedding_dim=config.caption_hidden, epochs=config.caption_epochs,
         batch_size=config.caption_batch_size, beam_size=config.beam_size, seed=config.seed,
+        image_normalization="layer", dropout=0.2,
     )
     full_dir = os.path.join(runs_dir, "caption_full_frame")
     region_dir = os.path.join(runs_dir, "caption_regions")
-    caption_job.train_captioner(caption_config, run_dir=full_dir, verbose=2)
+    caption_job.train_captioner(caption_config, run_dir=full_dir, verbose=2, cnn_from_alignment=brnn_dir)
     merged_snippets = os.path.join(runs_dir, "snippets_train_val.json")
     _merge_json_lists([train_snippets, os.path.join(runs_dir, "snippets_val.json")], merged_snippets)
-    caption_job.train_captioner(caption_config, run_dir=region_dir, snippets_path=merged_snippets, verbose=2)
+    caption_job.train_captioner(
+        caption_config, run_dir=region_dir, snippets_path=merged_snippets, verbose=2, cnn_from_alignment=brnn_dir
+    )
 
     stages.start("Evaluate captions (Tables 2 and 3)")
     caption_data = _caption_subset(data, data.dataset, config.caption_eval_images, os.path.join(runs_dir, "caption_eval_dataset.json"))
