@@ -80,7 +80,7 @@ def parse_arguments(argv=None):
     parser.add_argument("--features", default=None, help="cached features folder (written when incomplete)")
     parser.add_argument("--train-images", type=int, default=None, help="use only the first N train images")
     parser.add_argument("--val-images", type=int, default=None, help="use only the first N val images")
-    parser.add_argument("--alignment-epochs", type=int, default=15)
+    parser.add_argument("--alignment-epochs", type=int, default=5)
     parser.add_argument("--region-dim", type=int, default=1000, help="multimodal space size h (the paper: 1000)")
     parser.add_argument("--hidden-dim", type=int, default=300, help="BRNN hidden size")
     parser.add_argument("--embedding-dim", type=int, default=300, help="word vector size (50 with GloVe 6B-50d)")
@@ -88,7 +88,11 @@ def parse_arguments(argv=None):
         "--alignment-optimizer", choices=("sgd", "adam"), default="sgd",
         help="sgd (the paper; AlignmentConfig's default) or adam (use with --alignment-learning-rate 2e-4)",
     )
-    parser.add_argument("--alignment-learning-rate", type=float, default=None, help="default: AlignmentConfig's")
+    parser.add_argument(
+        "--alignment-learning-rate", type=float, default=5e-5,
+        help="SGD step size (measured here: 1e-4 peaks at a val recall sum of 143 after 2 epochs and then oscillates; "
+        "5e-5 reaches 212 after 5 epochs)",
+    )
     parser.add_argument(
         "--feature-normalization", choices=("none", "l2"), default="l2",
         help="region features divided by their L2 norm before the projection (default l2: the raw 1280-d "
@@ -106,7 +110,7 @@ def parse_arguments(argv=None):
         help="keep alignment runs under --work that finished the same number of epochs (evaluate them only)",
     )
     parser.add_argument("--betas", type=float, nargs="+", default=[0.0, 1.0, 5.0, 20.0], help="MRF smoothness values")
-    parser.add_argument("--caption-epochs", type=int, default=10)
+    parser.add_argument("--caption-epochs", type=int, default=8)
     parser.add_argument("--caption-hidden-dim", type=int, default=512)
     parser.add_argument("--skip-captions", action="store_true")
     parser.add_argument("--beam", type=int, default=7)
