@@ -15,6 +15,12 @@ class BeamSampler(Sampler):
     score / ((5 + length) / 6) ** length_normalization (Wu et al. 2016; 0 = no normalisation,
     plain summed log-probability), best first.
 
+    Keeping finished beams in the beam, where live continuations can push them out, is what
+    neuraltalk's beam search (the paper's code) does. A separate pool of finished hypotheses (as in
+    tensorflow/models' `beam_search.py`) finds sentences of higher probability but much shorter ones,
+    since an RNN language model gives short and empty sentences high probability: tried on the
+    Flickr8k captioner of `benchmarks/flickr8k.py`, it lowered beam-7 BLEU-1 from 58.8 to 28.7.
+
     Args:
         num_beams: int, the beam size k (the paper reports beam 7).
         length_normalization: float >= 0, the exponent alpha of the length penalty above.
