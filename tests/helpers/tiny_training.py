@@ -47,7 +47,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     import keras
-    import numpy as np
 
     from vsa_tf import training
 

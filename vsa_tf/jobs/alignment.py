@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from vsa_tf.config import AlignmentConfig, DataConfig, atomic_write_text, load_config, save_config
+from vsa_tf.config import AlignmentConfig, DataConfig, atomic_write_text, save_config
 from vsa_tf.data import text as text_lib
 
 CONFIG_FILE = "config.json"
@@ -199,16 +199,9 @@ def train_alignment(config, data_config=None, run_dir=None, verbose="auto", step
 
 def load_alignment_run(run_dir):
     """Rebuilds an alignment run: `AlignmentRun(model, vocabulary, config, run_dir)` with the best weights."""
-    from vsa_tf.jobs.runs import read_run_config
+    from vsa_tf.jobs.runs import open_run
 
-    kind = read_run_config(run_dir)["kind"]
-    if kind != "alignment":
-        raise ValueError(f"{run_dir} is a {kind!r} run, not an 'alignment' run")
-    config = load_config(AlignmentConfig, os.path.join(run_dir, CONFIG_FILE))
-    vocabulary = text_lib.Vocabulary.load(os.path.join(run_dir, VOCABULARY_FILE))
-    weights = os.path.join(run_dir, WEIGHTS_FILE)
-    if not os.path.exists(weights):
-        raise ValueError(f"{run_dir}: {WEIGHTS_FILE} is missing (training never finished an epoch)")
+    config, vocabulary, weights = open_run(run_dir, "alignment", AlignmentConfig)
     feature_dim = None
     if config.feature_mode == "cached":
         from vsa_tf.data import features as features_lib

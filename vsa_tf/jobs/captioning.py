@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from vsa_tf import training
-from vsa_tf.config import CaptionConfig, DataConfig, atomic_write_text, load_config, save_config
+from vsa_tf.config import CaptionConfig, atomic_write_text, save_config
 from vsa_tf.data import boxes as boxes_lib
 from vsa_tf.data import pipelines, readers
 from vsa_tf.data.features import FeatureStore
@@ -190,14 +190,9 @@ def train_captioner(
 
 def load_caption_run(run_dir):
     """Rebuilds a caption run's model with its best weights -> `CaptionRun`."""
-    config_path = os.path.join(run_dir, CONFIG_FILE)
-    if not os.path.isdir(run_dir):
-        raise ValueError(f"Run folder not found: {run_dir}")
-    config = load_config(CaptionConfig, config_path)
-    vocabulary = Vocabulary.load(os.path.join(run_dir, VOCABULARY_FILE))
-    weights_path = os.path.join(run_dir, WEIGHTS_FILE)
-    if not os.path.exists(weights_path):
-        raise ValueError(f"{run_dir}: {WEIGHTS_FILE} is missing (the run has not finished an epoch)")
+    from vsa_tf.jobs.runs import open_run
+
+    config, vocabulary, weights_path = open_run(run_dir, "caption", CaptionConfig)
     # The run's weights file holds the whole model, CNN included: the CNN's starting weights (which may
     # have moved with the run folder) are not read again.
     model = build_caption_model(config.replace(backbone_weights=None), vocabulary.size)

@@ -202,8 +202,8 @@ def run_demo(config):
     )
     brnn_dir = os.path.join(runs_dir, "alignment_brnn")
     bow_dir = os.path.join(runs_dir, "alignment_bow")
-    brnn = alignment_job.train_alignment(alignment_config, run_dir=brnn_dir, verbose=2)
-    bow = alignment_job.train_alignment(alignment_config.replace(sentence_encoder="bag_of_words"), run_dir=bow_dir, verbose=2)
+    alignment_job.train_alignment(alignment_config, run_dir=brnn_dir, verbose=2)
+    alignment_job.train_alignment(alignment_config.replace(sentence_encoder="bag_of_words"), run_dir=bow_dir, verbose=2)
 
     stages.start("Evaluate retrieval (Table 1) and attribute binding on twin images")
     with open(truth_path, encoding="utf-8") as stream:

@@ -13,7 +13,7 @@ import shutil
 
 import numpy as np
 
-from vsa_tf.config import EmbeddingConfig, SCNLMConfig, atomic_write_text, load_config, save_config
+from vsa_tf.config import EmbeddingConfig, SCNLMConfig, atomic_write_text, save_config
 from vsa_tf.data import pos_tags as pos_tags_lib
 from vsa_tf.data import text as text_lib
 
@@ -198,17 +198,10 @@ def _load_word_vectors(model, vocabulary, config):
 
 def load_embedding_run(run_dir):
     """Rebuilds a joint embedding run: LoadedRun(model, vocabulary, config, run_dir)."""
-    from vsa_tf.jobs.runs import read_run_config
+    from vsa_tf.jobs.runs import open_run
 
-    kind = read_run_config(run_dir)["kind"]
-    if kind != "embedding":
-        raise ValueError(f"{run_dir} is a {kind!r} run, not an 'embedding' run")
-    config = load_config(EmbeddingConfig, os.path.join(run_dir, CONFIG_FILE))
-    vocabulary = text_lib.Vocabulary.load(os.path.join(run_dir, VOCABULARY_FILE))
+    config, vocabulary, weights = open_run(run_dir, "embedding", EmbeddingConfig)
     model = build_embedding_model(config, vocabulary.size)
-    weights = os.path.join(run_dir, WEIGHTS_FILE)
-    if not os.path.exists(weights):
-        raise ValueError(f"{run_dir}: {WEIGHTS_FILE} is missing (training never finished an epoch)")
     model(_dummy_batch(config, model))
     model.load_weights(weights)
     return LoadedRun(model, vocabulary, config, run_dir)
@@ -407,21 +400,14 @@ def train_scnlm(config, run_dir, verbose="auto", strategy="default"):
 
 def load_scnlm_run(run_dir):
     """Rebuilds an SC-NLM run with its embedding run, tag vocabulary and training structures."""
-    from vsa_tf.jobs.runs import read_run_config
+    from vsa_tf.jobs.runs import open_run
 
-    kind = read_run_config(run_dir)["kind"]
-    if kind != "scnlm":
-        raise ValueError(f"{run_dir} is a {kind!r} run, not an 'scnlm' run")
-    config = load_config(SCNLMConfig, os.path.join(run_dir, CONFIG_FILE))
+    config, vocabulary, weights = open_run(run_dir, "scnlm", SCNLMConfig)
     embedding = load_embedding_run(config.embedding_run)
-    vocabulary = text_lib.Vocabulary.load(os.path.join(run_dir, VOCABULARY_FILE))
     tags = pos_tags_lib.TagVocabulary.load(os.path.join(run_dir, TAGS_FILE))
     with open(os.path.join(run_dir, STRUCTURES_FILE), encoding="utf-8") as stream:
         structures = json.load(stream)
     model = _scnlm_model(config, vocabulary.size, tags.size, embedding.config.embedding_dim)
-    weights = os.path.join(run_dir, WEIGHTS_FILE)
-    if not os.path.exists(weights):
-        raise ValueError(f"{run_dir}: {WEIGHTS_FILE} is missing (training never finished an epoch)")
     model.load_weights(weights)
     return LoadedSCNLMRun(model, vocabulary, config, run_dir, tags, structures, embedding)
 

@@ -13,6 +13,7 @@ RUN_LOADERS = {
     "scnlm": ("vsa_tf.jobs.embedding", "load_scnlm_run"),
 }
 CONFIG_FILE = "config.json"
+VOCABULARY_FILE = "vocabulary.txt"
 
 
 def read_run_config(run_dir):
@@ -30,6 +31,27 @@ def read_run_config(run_dir):
     if not isinstance(config, dict) or "kind" not in config:
         raise ValueError(f"{path} has no 'kind' field; expected one of {sorted(RUN_LOADERS)}")
     return config
+
+
+def open_run(run_dir, kind, config_class):
+    """The parts every run loader starts from: `(config, vocabulary, weights_path)`.
+
+    Checks that `run_dir` is a run of `kind` and that its best weights exist, with errors that name
+    the folder; the caller builds the model and loads `weights_path`.
+    """
+    from vsa_tf.config import load_config
+    from vsa_tf.data.text import Vocabulary
+    from vsa_tf.training import BEST_WEIGHTS
+
+    found = read_run_config(run_dir)["kind"]
+    if found != kind:
+        raise ValueError(f"{run_dir} is a {found!r} run; expected a {kind!r} run")
+    config = load_config(config_class, os.path.join(run_dir, CONFIG_FILE))
+    vocabulary = Vocabulary.load(os.path.join(run_dir, VOCABULARY_FILE))
+    weights_path = os.path.join(run_dir, BEST_WEIGHTS)
+    if not os.path.exists(weights_path):
+        raise ValueError(f"{run_dir}: {BEST_WEIGHTS} is missing (training never finished an epoch)")
+    return config, vocabulary, weights_path
 
 
 def run_kind(run_dir):

@@ -8,7 +8,6 @@ weights come from a local file (no downloads). Every backbone scales its own 0..
 import re
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 # name -> (constructor path, feature layer or None for the network's output, input scaling).
@@ -126,12 +125,10 @@ class Backbone(keras.layers.Layer):
 
     def build(self, input_shape):
         if self.network is None:
-            # Keras may build a layer while it traces a model's `call` symbolically (a subclassed model
-            # without its own `build`). Loading a weights file there would assign the values inside that
-            # throw-away graph and leave the variables at their random initial values, so the network
-            # is created and loaded in the eager context. (Raw TF on purpose: keras.ops has no init_scope.)
-            with tf.init_scope():
-                self.network = self._create_network(input_shape)
+            # Loads `weights_path` here: a model holding this layer must build it in its own `build`
+            # (eagerly), not leave it to Keras's symbolic trace of `call`, where the loaded values would be
+            # discarded (see `CaptionModel.build`).
+            self.network = self._create_network(input_shape)
         self.network.trainable = not self.frozen
         self.built = True
 
