@@ -259,3 +259,68 @@ def test_vocabulary_helpers():
     assert synthetic.spatial_relation([20, 2, 30, 12], [0, 0, 10, 10]) == "right"
     assert synthetic.spatial_relation([0, 0, 10, 10], [2, 30, 12, 40]) == "above"
     assert synthetic.spatial_relation([0, 0, 10, 10], [12, 12, 22, 22]) is None
+
+
+def test_every_sentence_of_a_multi_object_scene_names_two_objects(world):
+    # Humans describing a scene name its main objects; a one-object sentence for a scene of several
+    # made "there is a red circle" the most probable caption of every scene.
+    _, _, dataset, truth, _ = world
+    multi = 0
+    for image in dataset["images"]:
+        record = truth["images"][image["filename"]]
+        if len(record["objects"]) < 2:
+            continue
+        multi += 1
+        for sentence, truth_sentence in zip(image["sentences"], record["sentences"]):
+            named = {phrase["object"] for phrase in truth_sentence["phrases"]}
+            assert len(named) >= 2, sentence["tokens"]
+    assert multi >= 5
+
+
+def test_caption_oracle_on_world_images(world):
+    _, _, dataset, truth, _ = world
+    for image in dataset["images"]:
+        record = truth["images"][image["filename"]]
+        oracle = synthetic.caption_oracle(record, samples=300, seed=1)
+        assert oracle == synthetic.caption_oracle(record, samples=300, seed=1)
+        assert 0 < oracle["mode_frequency"] <= 1
+        shapes = {obj["shape"] for obj in record["objects"]}
+        for key in ("mode", "greedy"):
+            named = [synthetic.attribute_of_word(word) for word in oracle[key]]
+            named_shapes = [value for kind, value in filter(None, named) if kind == "shape"]
+            assert named_shapes and set(named_shapes) <= shapes, (key, oracle[key], record["objects"])
+            assert set(oracle[key]) <= set(synthetic.POS_TAGS), oracle[key]
+            if len(record["objects"]) >= 2:
+                assert len(named_shapes) >= 2, (key, oracle[key])
+
+
+class _FakeSentence:
+    def __init__(self, tokens):
+        self.tokens = tokens
+
+
+def test_caption_oracle_mode_and_greedy_differ_on_a_known_distribution(monkeypatch):
+    # P("e") = 0.4, P("a b") = 0.35, P("a c") = 0.25: the mode is "e"; greedy takes "a" (0.6) then "b".
+    def fake_sentence(rng, scene):
+        draw = rng.random()
+        return _FakeSentence(["e"] if draw < 0.4 else ["a", "b"] if draw < 0.75 else ["a", "c"])
+
+    monkeypatch.setattr(synthetic, "_one_sentence", fake_sentence)
+    record = {"width": 100, "height": 80, "background": "stripes",
+              "objects": [{"box": [0, 0, 10, 10], "shape": "circle", "color": "red", "size": "small"}]}
+    oracle = synthetic.caption_oracle(record, samples=4000, seed=0)
+    assert oracle["mode"] == ["e"] and oracle["greedy"] == ["a", "b"]
+    assert abs(oracle["mode_frequency"] - 0.4) < 0.03
+
+
+def test_caption_oracle_errors():
+    record = {"width": 100, "height": 80, "background": "stripes",
+              "objects": [{"box": [0, 0, 10, 10], "shape": "circle", "color": "red", "size": "small"}]}
+    with pytest.raises(ValueError, match="samples must be >= 1; received 0"):
+        synthetic.caption_oracle(record, samples=0)
+    with pytest.raises(ValueError, match="missing or malformed: KeyError\\('background'\\)"):
+        synthetic.caption_oracle({key: value for key, value in record.items() if key != "background"})
+    with pytest.raises(ValueError, match="no objects"):
+        synthetic.caption_oracle({**record, "objects": []})
+    with pytest.raises(ValueError, match="received 'plaid'"):
+        synthetic.caption_oracle({**record, "background": "plaid"})

@@ -23,6 +23,9 @@ def test_quick_demo_writes_report_exports_and_summary(tmp_path):
     assert set(summary["alignment_accuracy"]) == {"0.0", "1.0", "5.0"}
     assert "Bleu_4" in summary["captions"]["beam 3"]["model"]
     assert {"region_model", "full_frame_model", "ranking_baseline"} <= set(summary["region_captions"])
+    oracle = summary["caption_oracle"]
+    assert oracle["most_probable"]["CIDEr"] > 0 and oracle["greedy"]["CIDEr"] > 0
+    assert 0 < oracle["median_mode_frequency"] <= 1
     html = (report / "index.html").read_text()
     figures = [name for name in os.listdir(report) if name.endswith(".png")]
     assert len(figures) >= 7

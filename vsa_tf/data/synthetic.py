@@ -20,6 +20,13 @@ shapes and sizes but colours exchanged between objects, so their sentences diffe
 colour goes with which shape, which a bag-of-words sentence model cannot see; and a few colour–shape
 combinations never appear in train, so compositional generalisation can be measured on val/test.
 
+Every sentence of a scene with several objects names at least two of them (a relation, a pair or a
+list of all), as people describing a scene name its main objects. An earlier version also said "there
+is a red circle" of a scene with three objects; that one-object template was the single most probable
+sentence of most scenes, so exact MAP decoding of a perfect model (what beam search aims at) scored
+CIDEr 1.51 against 2.10 for greedy decoding on the demo's test images (`caption_oracle` measures
+this; now 2.29 against 2.27).
+
 Spatial words are always true of the geometry: "A left of B" means A's box ends before B's begins
 horizontally and the horizontal offset of the centres dominates the vertical one (likewise for
 above/below; "next to" is said of side-by-side pairs).
@@ -492,30 +499,35 @@ def _one_sentence(rng, scene):
             builder.noun_phrase(objects, 0, rng)
             builder.words("in", "the", _pick(rng, ("picture", "image")))
         return builder
-    # Several objects, no relation: conjunctions, lists and counts mentioning a subset or all.
+    # Several objects, no relation: conjunctions, lists and counts that name two objects or all of them.
+    order = [int(value) for value in rng.permutation(count)]
     if template == 0:  # "a red circle and a blue square"
-        first, second = (int(value) for value in rng.permutation(count)[:2])
-        builder.noun_phrase(objects, first, rng)
+        builder.noun_phrase(objects, order[0], rng)
         builder.words("and")
-        builder.noun_phrase(objects, second, rng)
+        builder.noun_phrase(objects, order[1], rng)
     elif template == 1:  # "there are three shapes: a red circle, a blue square and a green star"
         builder.words("there", "are", NUMBER_WORDS[count], _pick(rng, ("shapes", "objects")))
         builder.mark(":")
-        order = [int(value) for value in rng.permutation(count)]
-        for position, index in enumerate(order):
-            if position == count - 1:
-                builder.words("and")
-            builder.noun_phrase(objects, index, rng)
-            if position < count - 2:
-                builder.mark(",")
-    elif template == 2:  # "the image shows a red circle on a striped background"
+        _list_all(builder, objects, order, rng)
+    elif template == 2:  # "the image shows a red circle and a blue square on a striped background"
         builder.words("the", _pick(rng, ("image", "picture", "scene")), _pick(rng, ("shows", "contains")))
-        builder.noun_phrase(objects, int(rng.integers(count)), rng)
+        _list_all(builder, objects, order, rng)
         builder.words("on", _article(background), background, "background")
-    else:  # "there is a red circle"
+    else:  # "there is a red circle and a blue square"
         builder.words("there", "is")
-        builder.noun_phrase(objects, int(rng.integers(count)), rng)
+        builder.noun_phrase(objects, order[0], rng)
+        builder.words("and")
+        builder.noun_phrase(objects, order[1], rng)
     return builder
+
+
+def _list_all(builder, objects, order, rng):
+    for position, index in enumerate(order):
+        if position == len(order) - 1:
+            builder.words("and")
+        builder.noun_phrase(objects, index, rng)
+        if position < len(order) - 2:
+            builder.mark(",")
 
 
 def _sentences(rng, scene, count):
@@ -539,6 +551,68 @@ def _sentences(rng, scene, count):
             }
         )
     return sentences
+
+
+def caption_oracle(image_truth, samples=2000, seed=0):
+    """What a perfect captioner would decode for one synthetic image, by MAP and by greedy search.
+
+    The world's sentences for a scene come from a known distribution. This draws ``samples``
+    sentences from it and returns its most frequent sentence (what exact MAP decoding, which beam
+    search approximates, gives for a model that has learned the distribution perfectly) and the
+    sentence built by taking, word after word, the most frequent next word after the words chosen so
+    far (what greedy decoding gives for that model). Scoring both against the references tells
+    whether the world rewards the most probable sentence at all, independently of any trained model.
+
+    Args:
+        image_truth: one entry of ``truth.json["images"]``: ``objects`` (each ``box``, ``shape``,
+            ``color``, ``size``), ``background``, ``width`` and ``height``.
+        samples: sentences to draw (at least 1).
+        seed: integer seed of the draws.
+
+    Returns:
+        dict with "mode" and "greedy" (token lists) and "mode_frequency" (the mode's share of the
+        draws).
+    """
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1; received {samples}")
+    try:
+        scene = {
+            "width": int(image_truth["width"]),
+            "height": int(image_truth["height"]),
+            "background": image_truth["background"],
+            "objects": [
+                {"box": list(obj["box"]), "shape": obj["shape"], "color": obj["color"], "size": obj["size"]}
+                for obj in image_truth["objects"]
+            ],
+        }
+    except (KeyError, TypeError) as error:
+        raise ValueError(
+            "image_truth must be a truth.json image entry with width, height, background and objects "
+            f"(box, shape, color, size); missing or malformed: {error!r}"
+        ) from error
+    if not scene["objects"]:
+        raise ValueError("image_truth has no objects; the synthetic world has 1 to 4 per image")
+    if scene["background"] not in BACKGROUND_WORDS:
+        raise ValueError(f"image_truth background must be one of {BACKGROUNDS}; received {scene['background']!r}")
+    rng = np.random.default_rng([seed, 11])
+    draws = [tuple(_one_sentence(rng, scene).tokens) for _ in range(samples)]
+    counts = {}
+    for draw in draws:
+        counts[draw] = counts.get(draw, 0) + 1
+    # Ties go to the sentence drawn first, so the result depends only on the seed.
+    mode = max(counts, key=counts.get)
+    prefix, pool = (), draws
+    while True:
+        next_counts = {}
+        for draw in pool:
+            token = draw[len(prefix)] if len(draw) > len(prefix) else None
+            next_counts[token] = next_counts.get(token, 0) + 1
+        token = max(next_counts, key=next_counts.get)
+        if token is None:
+            break
+        prefix += (token,)
+        pool = [draw for draw in pool if len(draw) >= len(prefix) and draw[len(prefix) - 1] == token]
+    return {"mode": list(mode), "greedy": list(prefix), "mode_frequency": counts[mode] / samples}
 
 
 # ----------------------------------------------------------------------------------------------

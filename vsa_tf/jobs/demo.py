@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import shutil
+import statistics
 import sys
 import time
 import typing
@@ -262,11 +263,12 @@ def run_demo(config):
             nearest_neighbour=beam == beams[0],
         )
     summary["captions"] = captions
+    summary["caption_oracle"] = _caption_oracle(readers.read_dataset(caption_data.dataset).split("test"), truth)
     summary["region_captions"] = caption_job.evaluate_region_captions(
         region_dir, truth_path, data_config=caption_data, split="test", beam=config.beam_size, full_frame_run=full_dir,
         alignment_run=brnn_dir, snippets_path=train_snippets, json_out=os.path.join(region_dir, "region_captions.json"),
     )
-    _print_captions(captions, summary["region_captions"])
+    _print_captions(captions, summary["region_captions"], summary["caption_oracle"])
     summary["caption_figures"] = _caption_figures(caption_job, full_dir, region_dir, dataset, data, truth, figures_dir, config)
 
     if config.run_embedding:
@@ -327,13 +329,39 @@ def _print_retrieval(retrieval, binding):
         )
 
 
-def _print_captions(captions, region_captions):
+def _caption_oracle(records, truth, samples=2000):
+    """Table 2's reference rows: the world's own sentence distribution decoded by MAP and by greedy search.
+
+    What a captioner that had learned the world's sentences perfectly would score with exact MAP
+    decoding (the target of beam search) and with greedy decoding, on the evaluated test images.
+    """
+    from vsa_tf.data import synthetic
+    from vsa_tf.evaluation import captions as caption_metrics
+
+    references, most_probable, greedy, frequencies = {}, {}, {}, []
+    for index, record in enumerate(records):
+        oracle = synthetic.caption_oracle(truth["images"][record.filename], samples=samples, seed=index)
+        references[index] = [sentence.text for sentence in record.sentences]
+        most_probable[index] = " ".join(oracle["mode"])
+        greedy[index] = " ".join(oracle["greedy"])
+        frequencies.append(oracle["mode_frequency"])
+    return {
+        "most_probable": caption_metrics.caption_scores(references, most_probable),
+        "greedy": caption_metrics.caption_scores(references, greedy),
+        "median_mode_frequency": statistics.median(frequencies) if frequencies else None,
+        "samples": samples,
+    }
+
+
+def _print_captions(captions, region_captions, oracle=None):
     keys = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
     print("    Table 2: " + " ".join(f"{key:>7s}" for key in keys), flush=True)
     for name, metrics in captions.items():
         rows = [("RNN " + name, metrics.get("model", {}))]
         if "nearest_neighbour" in metrics:
             rows.append(("NN baseline", metrics["nearest_neighbour"]))
+        if oracle and name == next(iter(captions)):
+            rows += [("oracle MAP", oracle["most_probable"]), ("oracle greedy", oracle["greedy"])]
         for label, values in rows:
             print(f"    {label:12s} " + " ".join(f"{values.get(key, float('nan')):7.3f}" for key in keys), flush=True)
     print("    Table 3 (region references):", flush=True)
