@@ -65,6 +65,8 @@ def test_embedding_arithmetic_and_scnlm_end_to_end(tmp_path):
     assert set(precision) == {"color", "shape", "size"}
 
     scnlm_run = str(tmp_path / "scnlm")
+    with pytest.raises(ValueError, match=r"differs from the image size the embedding run"):
+        embedding.train_scnlm(SCNLMConfig(data=data.replace(image_size=(48, 48)), embedding_run=run), scnlm_run, verbose=0)
     embedding.train_scnlm(
         SCNLMConfig(embedding_run=run, truth=os.path.join(world, "truth.json"), context_size=2, structure_size=1,
                     word_dim=8, tag_dim=4, factor_dim=8, batch_size=8, epochs=1),

@@ -8,14 +8,17 @@ import json
 from vsa_tf.commands import add_strategy_argument
 
 
-def _add_data_arguments(parser, required=True):
+def _add_data_arguments(parser, required=True, image_size=(128, 128)):
     parser.add_argument("--dataset", required=required, help="captions file (Karpathy JSON, COCO JSON or Flickr8k txt)")
     parser.add_argument("--images", required=required, help="image root folder")
     parser.add_argument("--boxes", default=None, help="optional boxes JSON (pixel mode)")
     parser.add_argument("--features", default=None, help="optional cached region features folder")
     parser.add_argument("--max-words", type=int, default=16)
     parser.add_argument("--min-word-count", type=int, default=5)
-    parser.add_argument("--image-size", type=int, nargs=2, default=(128, 128), metavar=("HEIGHT", "WIDTH"))
+    parser.add_argument(
+        "--image-size", type=int, nargs=2, default=image_size, metavar=("HEIGHT", "WIDTH"),
+        help="resize images to this size" + ("" if image_size else " (default: the embedding run's)"),
+    )
 
 
 def _data_config(args):
@@ -82,7 +85,7 @@ def register(subparsers):
     parser.set_defaults(handler=run_evaluate_arithmetic)
 
     parser = subparsers.add_parser("train-scnlm", help="train the structure-content neural language model")
-    _add_data_arguments(parser, required=False)
+    _add_data_arguments(parser, required=False, image_size=None)
     parser.add_argument("--run", required=True, help="run folder to write")
     parser.add_argument("--embedding-run", required=True, help="joint embedding run giving the content vectors")
     parser.add_argument("--truth", default=None, help="synthetic truth.json with POS tags")
@@ -163,6 +166,11 @@ def run_train_scnlm(args):
     from vsa_tf.config import DataConfig, SCNLMConfig
     from vsa_tf.jobs import embedding
 
+    if args.dataset and args.image_size is None:
+        from vsa_tf.jobs.runs import read_run_config
+
+        embedding_data = read_run_config(args.embedding_run).get("data", {})
+        args.image_size = embedding_data.get("image_size", DataConfig().image_size)
     data = _data_config(args) if args.dataset else DataConfig()
     config = SCNLMConfig(
         data=data, embedding_run=args.embedding_run, context_size=args.context_size,

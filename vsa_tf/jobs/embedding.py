@@ -343,6 +343,18 @@ def _scnlm_model(config, vocabulary_size, num_tags, content_dim):
     return model
 
 
+def _check_same_image_side(data_config, embedding_data, embedding_run):
+    """The content vectors come from the embedding run's image encoder: feed it images as it was trained."""
+    if data_config.features is None and embedding_data.features is None:
+        if tuple(data_config.image_size) != tuple(embedding_data.image_size):
+            raise ValueError(
+                f"data.image_size {tuple(data_config.image_size)} differs from the image size the embedding run "
+                f"{embedding_run} was trained with, {tuple(embedding_data.image_size)}; its image encoder gives "
+                "the content vectors, so use the same size (vsa-tf train-scnlm takes it from the run when "
+                "--image-size is left out)"
+            )
+
+
 def train_scnlm(config, run_dir, verbose="auto", strategy="default"):
     """Trains an SC-NLM on the content vectors of an embedding run; returns {"history"}.
 
@@ -360,6 +372,7 @@ def train_scnlm(config, run_dir, verbose="auto", strategy="default"):
     keras.utils.set_random_seed(config.seed)
     embedding = load_embedding_run(config.embedding_run)
     data_config = config.data if config.data.dataset else embedding.config.data
+    _check_same_image_side(data_config, embedding.config.data, config.embedding_run)
     config = config.replace(data=data_config)
     dataset, boxes, features = load_data(data_config)
     truth = config.truth if config.tagger == "truth" else None
