@@ -1,6 +1,7 @@
 import collections
 import json
 import os
+import types
 
 import numpy as np
 import pytest
@@ -294,19 +295,14 @@ def test_caption_oracle_on_world_images(world):
                 assert len(named_shapes) >= 2, (key, oracle[key])
 
 
-class _FakeSentence:
-    def __init__(self, tokens):
-        self.tokens = tokens
-
-
 def test_caption_oracle_mode_and_greedy_differ_on_a_known_distribution(monkeypatch):
     # P("e") = 0.4, P("a b") = 0.35, P("a c") = 0.25: the mode is "e"; greedy takes "a" (0.6) then "b".
     def fake_sentence(rng, scene):
         draw = rng.random()
-        return _FakeSentence(["e"] if draw < 0.4 else ["a", "b"] if draw < 0.75 else ["a", "c"])
+        return types.SimpleNamespace(tokens=["e"] if draw < 0.4 else ["a", "b"] if draw < 0.75 else ["a", "c"])
 
     monkeypatch.setattr(synthetic, "_one_sentence", fake_sentence)
-    record = {"width": 100, "height": 80, "background": "stripes",
+    record = {"background": "stripes",
               "objects": [{"box": [0, 0, 10, 10], "shape": "circle", "color": "red", "size": "small"}]}
     oracle = synthetic.caption_oracle(record, samples=4000, seed=0)
     assert oracle["mode"] == ["e"] and oracle["greedy"] == ["a", "b"]
@@ -314,7 +310,7 @@ def test_caption_oracle_mode_and_greedy_differ_on_a_known_distribution(monkeypat
 
 
 def test_caption_oracle_errors():
-    record = {"width": 100, "height": 80, "background": "stripes",
+    record = {"background": "stripes",
               "objects": [{"box": [0, 0, 10, 10], "shape": "circle", "color": "red", "size": "small"}]}
     with pytest.raises(ValueError, match="samples must be >= 1; received 0"):
         synthetic.caption_oracle(record, samples=0)

@@ -24,8 +24,8 @@ Every sentence of a scene with several objects names at least two of them (a rel
 list of all), as people describing a scene name its main objects. An earlier version also said "there
 is a red circle" of a scene with three objects; that one-object template was the single most probable
 sentence of most scenes, so exact MAP decoding of a perfect model (what beam search aims at) scored
-CIDEr 1.51 against 2.10 for greedy decoding on the demo's test images (`caption_oracle` measures
-this; now 2.29 against 2.27).
+CIDEr 1.51 against 2.10 for greedy decoding on the demo's 300 captioned test images (`caption_oracle`,
+3,000 draws per image); the demo now reports 2.32 against 2.25 (2,000 draws).
 
 Spatial words are always true of the geometry: "A left of B" means A's box ends before B's begins
 horizontally and the horizontal offset of the centres dominates the vertical one (likewise for
@@ -35,6 +35,7 @@ Rendering is numpy + PIL only (no TensorFlow), so generation is fast and the out
 bytes for a given seed.
 """
 
+import collections
 import io
 import json
 import os
@@ -564,8 +565,8 @@ def caption_oracle(image_truth, samples=2000, seed=0):
     whether the world rewards the most probable sentence at all, independently of any trained model.
 
     Args:
-        image_truth: one entry of ``truth.json["images"]``: ``objects`` (each ``box``, ``shape``,
-            ``color``, ``size``), ``background``, ``width`` and ``height``.
+        image_truth: one entry of ``truth.json["images"]``; its ``objects`` (each ``box``, ``shape``,
+            ``color``, ``size``) and ``background`` are read.
         samples: sentences to draw (at least 1).
         seed: integer seed of the draws.
 
@@ -577,8 +578,6 @@ def caption_oracle(image_truth, samples=2000, seed=0):
         raise ValueError(f"samples must be >= 1; received {samples}")
     try:
         scene = {
-            "width": int(image_truth["width"]),
-            "height": int(image_truth["height"]),
             "background": image_truth["background"],
             "objects": [
                 {"box": list(obj["box"]), "shape": obj["shape"], "color": obj["color"], "size": obj["size"]}
@@ -587,7 +586,7 @@ def caption_oracle(image_truth, samples=2000, seed=0):
         }
     except (KeyError, TypeError) as error:
         raise ValueError(
-            "image_truth must be a truth.json image entry with width, height, background and objects "
+            "image_truth must be a truth.json image entry with a background and objects "
             f"(box, shape, color, size); missing or malformed: {error!r}"
         ) from error
     if not scene["objects"]:
@@ -596,23 +595,18 @@ def caption_oracle(image_truth, samples=2000, seed=0):
         raise ValueError(f"image_truth background must be one of {BACKGROUNDS}; received {scene['background']!r}")
     rng = np.random.default_rng([seed, 11])
     draws = [tuple(_one_sentence(rng, scene).tokens) for _ in range(samples)]
-    counts = {}
-    for draw in draws:
-        counts[draw] = counts.get(draw, 0) + 1
-    # Ties go to the sentence drawn first, so the result depends only on the seed.
-    mode = max(counts, key=counts.get)
+    # most_common breaks ties by first occurrence, so the result depends only on the seed.
+    (mode, mode_count), = collections.Counter(draws).most_common(1)
     prefix, pool = (), draws
     while True:
-        next_counts = {}
-        for draw in pool:
-            token = draw[len(prefix)] if len(draw) > len(prefix) else None
-            next_counts[token] = next_counts.get(token, 0) + 1
-        token = max(next_counts, key=next_counts.get)
+        # None stands for END: the sentence stops after the prefix.
+        next_counts = collections.Counter(draw[len(prefix)] if len(draw) > len(prefix) else None for draw in pool)
+        (token, _), = next_counts.most_common(1)
         if token is None:
             break
         prefix += (token,)
-        pool = [draw for draw in pool if len(draw) >= len(prefix) and draw[len(prefix) - 1] == token]
-    return {"mode": list(mode), "greedy": list(prefix), "mode_frequency": counts[mode] / samples}
+        pool = [draw for draw in pool if draw[: len(prefix)] == prefix]
+    return {"mode": list(mode), "greedy": list(prefix), "mode_frequency": mode_count / samples}
 
 
 # ----------------------------------------------------------------------------------------------

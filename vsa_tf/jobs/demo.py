@@ -263,7 +263,7 @@ def run_demo(config):
             nearest_neighbour=beam == beams[0],
         )
     summary["captions"] = captions
-    summary["caption_oracle"] = _caption_oracle(readers.read_dataset(caption_data.dataset).split("test"), truth)
+    summary["caption_oracle"] = _caption_oracle(dataset.split("test")[: config.caption_eval_images], truth)
     summary["region_captions"] = caption_job.evaluate_region_captions(
         region_dir, truth_path, data_config=caption_data, split="test", beam=config.beam_size, full_frame_run=full_dir,
         alignment_run=brnn_dir, snippets_path=train_snippets, json_out=os.path.join(region_dir, "region_captions.json"),
