@@ -105,8 +105,14 @@ def test_evaluate_captions_wiring(runs, tmp_path, monkeypatch):
     report = captioning.evaluate_captions(runs["full"], split="test", beam=3, json_out=out)
     with open(out) as stream:
         assert json.load(stream)["num_images"] == report["num_images"] == 5
-    # The nearest neighbour copies a real training sentence of a similar scene.
-    assert report["nearest_neighbour"]["Bleu_1"] > 0.5
+    # The nearest neighbour copies a real sentence of a training image (which image depends on a
+    # 2-epoch backbone, so its score against the references is not pinned here).
+    from vsa_tf.data.readers import read_dataset
+
+    training = [sentence.text for record in read_dataset(runs["data"].dataset).split("train") for sentence in record.sentences]
+    neighbours = [example["nearest_neighbour"] for example in report["examples"]]
+    assert caption_metrics.verbatim_fraction(neighbours, training) == 1.0
+    assert 0.0 < report["nearest_neighbour"]["Bleu_1"] <= 1.0
     assert 0.0 <= report["model"]["Bleu_1"] <= 1.0
     assert 0.0 <= report["verbatim_fraction"] <= 1.0 and report["beam"] == 3
     assert len(report["examples"]) == 5
