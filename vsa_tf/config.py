@@ -239,6 +239,10 @@ class AlignmentConfig(ConfigMixin):
         backbone_frozen: whether the backbone's weights stay fixed.
         backbone_filters: block widths of the built-in "simple" backbone.
         pool_size: RoIAlign bins per side.
+        pooling: how the RoIAlign bins become a region's feature: "flatten" (all pool_size**2 bins
+            concatenated, so the region's layout and shape survive, as Fast R-CNN feeds fc6) or
+            "average" (one C-vector; keeps colour and texture but loses shape). Pixel mode only.
+            Runs saved before this field existed used "average" and still load as such.
         margin: margin of the ranking loss (eq. 9; the paper: 1).
         hardest_negative: use only the hardest negative of each row/column (VSE++).
         warmup_epochs: epochs of the summed loss before switching to the hardest negative.
@@ -274,6 +278,7 @@ class AlignmentConfig(ConfigMixin):
     backbone_frozen: bool = False
     backbone_filters: typing.Tuple[int, ...] = (32, 64, 128, 128)
     pool_size: int = 2
+    pooling: str = "flatten"
     margin: float = 1.0
     hardest_negative: bool = False
     warmup_epochs: int = 0
@@ -299,6 +304,7 @@ class AlignmentConfig(ConfigMixin):
             "feature_mode": ("pixels", "cached"),
             "feature_normalization": ("none", "l2"),
             "sentence_encoder": ("brnn", "bag_of_words"),
+            "pooling": ("flatten", "average"),
             "score": ("max", "defrag"),
             "optimizer": ("sgd", "adam"),
         }
@@ -337,6 +343,9 @@ class CaptionConfig(ConfigMixin):
         backbone_frozen: whether the backbone's weights stay fixed.
         backbone_filters: block widths of the built-in "simple" backbone.
         pool_size: RoIAlign bins per side.
+        pooling: "flatten" (the pool_size**2 bins concatenated: where things are in the image and
+            their shapes reach the decoder) or "average" (one C-vector). Pixel mode only. Runs saved
+            before this field existed used "average" and still load as such.
         dropout: dropout on every non-recurrent connection (image feature, word embeddings, output).
         learning_rate: RMSprop step size.
         rho: RMSprop decay of the squared-gradient average.
@@ -366,6 +375,7 @@ class CaptionConfig(ConfigMixin):
     backbone_frozen: bool = False
     backbone_filters: typing.Tuple[int, ...] = (32, 64, 128, 128)
     pool_size: int = 2
+    pooling: str = "flatten"
     dropout: float = 0.5
     learning_rate: float = 1e-3
     rho: float = 0.9
@@ -388,6 +398,7 @@ class CaptionConfig(ConfigMixin):
             "cell": ("rnn", "lstm"),
             "image_conditioning": ("bias", "input"),
             "image_normalization": ("none", "layer"),
+            "pooling": ("flatten", "average"),
         }
         for field_name, allowed in choices.items():
             if getattr(self, field_name) not in allowed:

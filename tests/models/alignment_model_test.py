@@ -162,3 +162,12 @@ def test_l2_feature_normalization_makes_scores_scale_free():
     assert revived.feature_normalization == "l2" and revived.get_config() == model.get_config()
     with pytest.raises(ValueError, match="feature_normalization must be one of \\['none', 'l2'\\]; received 'l1'"):
         AlignmentModel(**TINY, feature_mode="cached", feature_normalization="l1")
+
+
+@pytest.mark.parametrize("pooling, feature_dim", [("average", 8), ("flatten", 2 * 2 * 8)])
+def test_pooling_sets_the_region_feature_size_and_survives_the_config(pooling, feature_dim):
+    model = AlignmentModel(**TINY, backbone_filters=(4, 8), pool_size=2, pooling=pooling, image_shape=(16, 16))
+    model.build_from_dummy()
+    assert tuple(model.region_encoder.projection.kernel.shape) == (feature_dim, TINY["region_dim"])
+    revived = AlignmentModel.from_config(json.loads(json.dumps(model.get_config())))
+    assert revived.pooling == pooling and revived.get_config() == model.get_config()

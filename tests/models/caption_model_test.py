@@ -87,3 +87,11 @@ def test_errors_name_the_problem():
         model({"tokens": np.zeros((1, 3), "int32")})
     with pytest.raises(ValueError, match="needs feature_dim"):
         model.dummy_batch()
+
+
+@pytest.mark.parametrize("pooling, feature_dim", [("average", 8), ("flatten", 3 * 3 * 8)])
+def test_pooling_sets_the_image_feature_size(pooling, feature_dim):
+    model = CaptionModel(VOCABULARY, hidden_dim=4, embedding_dim=3, backbone_filters=(4, 8), pool_size=3, pooling=pooling, image_shape=(32, 32))
+    features = model.image_features(model.dummy_batch(batch_size=2, num_words=2))
+    assert tuple(features.shape)[-1] == feature_dim
+    assert CaptionModel.from_config(json.loads(json.dumps(model.get_config()))).pooling == pooling

@@ -47,6 +47,10 @@ def register(subparsers):
     parser.add_argument("--backbone", default="simple", help="simple, vgg16, resnet50, mobilenet_v2, efficientnet_b0, efficientnet_lite_b0")
     parser.add_argument("--backbone-weights", default=None, help="local weights file of the backbone (nothing is downloaded)")
     parser.add_argument("--freeze-backbone", action="store_true")
+    parser.add_argument(
+        "--pooling", choices=("flatten", "average"), default="flatten",
+        help="RoIAlign bins of a region: concatenated (keeps its shape) or averaged",
+    )
     parser.add_argument("--margin", type=float, default=1.0)
     parser.add_argument("--hardest-negative", action="store_true", help="VSE++ hardest negative after --warmup-epochs")
     parser.add_argument("--warmup-epochs", type=int, default=0)
@@ -107,6 +111,7 @@ def run_train_align(args):
         backbone=args.backbone,
         backbone_weights=args.backbone_weights,
         backbone_frozen=args.freeze_backbone,
+        pooling=args.pooling,
         margin=args.margin,
         hardest_negative=args.hardest_negative,
         warmup_epochs=args.warmup_epochs,

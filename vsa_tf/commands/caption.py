@@ -48,6 +48,10 @@ def register(subparsers):
     train.add_argument("--learning-rate", type=float, default=None)
     train.add_argument("--backbone", default=None, help="backbone of the image side in pixel mode")
     train.add_argument(
+        "--pooling", choices=("flatten", "average"), default=None,
+        help="RoIAlign bins of the image or box: concatenated (keeps the layout) or averaged (default: the config's)",
+    )
+    train.add_argument(
         "--cnn-from-alignment", default=None, metavar="RUN",
         help="pixel-mode alignment run whose trained CNN becomes the image side, kept fixed",
     )
@@ -106,6 +110,7 @@ def run_train_caption(args):
         "cell": args.cell,
         "learning_rate": args.learning_rate,
         "backbone": args.backbone,
+        "pooling": args.pooling,
         "image_normalization": args.image_normalization,
         "dropout": args.dropout,
     }

@@ -64,6 +64,7 @@ def build_alignment_model(config, vocabulary_size, feature_dim=None):
         backbone_frozen=config.backbone_frozen,
         backbone_filters=config.backbone_filters,
         pool_size=config.pool_size,
+        pooling=config.pooling,
         embedding_trainable=not (config.word_vectors and config.freeze_word_vectors),
         image_shape=config.data.image_size,
         feature_dim=feature_dim,

@@ -56,6 +56,7 @@ def build_caption_model(config, vocabulary_size):
         backbone_frozen=config.backbone_frozen,
         backbone_filters=config.backbone_filters,
         pool_size=config.pool_size,
+        pooling=config.pooling,
         image_shape=config.data.image_size,
         feature_dim=config.feature_dim,
         name="caption_model",

@@ -33,20 +33,31 @@ def read_run_config(run_dir):
     return config
 
 
+# Fields added after runs were first written, with the value those older runs were trained with
+# (a config.json without the field predates it; new runs always write every field).
+DEFAULTS_OF_OLDER_RUNS = {"pooling": "average"}
+
+
 def open_run(run_dir, kind, config_class):
     """The parts every run loader starts from: `(config, vocabulary, weights_path)`.
 
     Checks that `run_dir` is a run of `kind` and that its best weights exist, with errors that name
     the folder; the caller builds the model and loads `weights_path`.
     """
-    from vsa_tf.config import load_config
+    import dataclasses
+
     from vsa_tf.data.text import Vocabulary
     from vsa_tf.training import BEST_WEIGHTS
 
-    found = read_run_config(run_dir)["kind"]
-    if found != kind:
-        raise ValueError(f"{run_dir} is a {found!r} run; expected a {kind!r} run")
-    config = load_config(config_class, os.path.join(run_dir, CONFIG_FILE))
+    values = read_run_config(run_dir)
+    if values["kind"] != kind:
+        raise ValueError(f"{run_dir} is a {values['kind']!r} run; expected a {kind!r} run")
+    fields = {field.name for field in dataclasses.fields(config_class)}
+    values = {**{name: value for name, value in DEFAULTS_OF_OLDER_RUNS.items() if name in fields}, **values}
+    try:
+        config = config_class.from_dict(values)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"Config file {os.path.join(run_dir, CONFIG_FILE)}: {error}") from None
     vocabulary = Vocabulary.load(os.path.join(run_dir, VOCABULARY_FILE))
     weights_path = os.path.join(run_dir, BEST_WEIGHTS)
     if not os.path.exists(weights_path):

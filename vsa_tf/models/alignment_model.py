@@ -42,8 +42,9 @@ class AlignmentModel(keras.Model):
         margin: ranking-loss margin.
         hardest_negative: use the hardest negative only (VSE++); see `HardestNegativeWarmup`.
         dropout: dropout rate on every non-recurrent connection.
-        backbone, backbone_weights, backbone_frozen, backbone_filters, pool_size: image side in pixel
-            mode (see `RegionEncoder`).
+        backbone, backbone_weights, backbone_frozen, backbone_filters, pool_size, pooling: image side in
+            pixel mode (see `RegionEncoder`); "flatten" pooling keeps each region's layout (shape words
+            need it), "average" keeps only its channel means.
         embedding_trainable: whether the word embedding is trained.
         image_shape: (height, width) of the images in pixel mode, used to build the model before
             loading weights.
@@ -88,6 +89,7 @@ class AlignmentModel(keras.Model):
         backbone_frozen=False,
         backbone_filters=(32, 64, 128, 128),
         pool_size=2,
+        pooling="flatten",
         embedding_trainable=True,
         image_shape=(128, 128),
         feature_dim=None,
@@ -118,6 +120,7 @@ class AlignmentModel(keras.Model):
         self.backbone_frozen = backbone_frozen
         self.backbone_filters = tuple(int(count) for count in backbone_filters)
         self.pool_size = int(pool_size)
+        self.pooling = pooling
         self.embedding_trainable = embedding_trainable
         self.image_shape = tuple(int(size) for size in image_shape)
         self.feature_dim = None if feature_dim is None else int(feature_dim)
@@ -132,6 +135,7 @@ class AlignmentModel(keras.Model):
             backbone_frozen=backbone_frozen,
             backbone_filters=self.backbone_filters,
             pool_size=self.pool_size,
+            pooling=self.pooling,
             name="region_encoder",
         )
         if sentence_encoder == "brnn":
@@ -309,6 +313,7 @@ class AlignmentModel(keras.Model):
                 "backbone_frozen": self.backbone_frozen,
                 "backbone_filters": list(self.backbone_filters),
                 "pool_size": self.pool_size,
+                "pooling": self.pooling,
                 "embedding_trainable": self.embedding_trainable,
                 "image_shape": list(self.image_shape),
                 "feature_dim": self.feature_dim,

@@ -58,8 +58,9 @@ class CaptionModel(keras.Model):
         image_normalization: "none" or "layer": LayerNormalization of CNN(I) before W_hi (see
             `MultimodalRNNDecoder`).
         feature_mode: "pixels" (backbone + RoIAlign of the batch's box) or "cached" (`region_features`).
-        backbone, backbone_weights, backbone_frozen, backbone_filters, pool_size: the image side in
-            pixel mode (see `RegionFeatureExtractor`).
+        backbone, backbone_weights, backbone_frozen, backbone_filters, pool_size, pooling: the image side
+            in pixel mode (see `RegionFeatureExtractor`); "flatten" pooling lets the decoder see where
+            things are (relations such as "to the left of"), "average" keeps only channel means.
         image_shape: (height, width) of the images in pixel mode, used to build the model before
             loading weights.
         feature_dim: size of the cached features, used to build the model before loading weights.
@@ -101,6 +102,7 @@ class CaptionModel(keras.Model):
         backbone_frozen=False,
         backbone_filters=(32, 64, 128, 128),
         pool_size=2,
+        pooling="flatten",
         image_shape=(128, 128),
         feature_dim=None,
         **kwargs,
@@ -124,6 +126,7 @@ class CaptionModel(keras.Model):
         self.backbone_frozen = bool(backbone_frozen)
         self.backbone_filters = tuple(int(count) for count in backbone_filters)
         self.pool_size = int(pool_size)
+        self.pooling = pooling
         self.image_shape = tuple(int(size) for size in image_shape)
         self.feature_dim = None if feature_dim is None else int(feature_dim)
         self.feature_extractor = None
@@ -134,6 +137,7 @@ class CaptionModel(keras.Model):
                 backbone_frozen=self.backbone_frozen,
                 backbone_filters=self.backbone_filters,
                 pool_size=self.pool_size,
+                pooling=self.pooling,
                 name="feature_extractor",
             )
         self.decoder = MultimodalRNNDecoder(
@@ -274,6 +278,7 @@ class CaptionModel(keras.Model):
                 "backbone_frozen": self.backbone_frozen,
                 "backbone_filters": list(self.backbone_filters),
                 "pool_size": self.pool_size,
+                "pooling": self.pooling,
                 "image_shape": list(self.image_shape),
                 "feature_dim": self.feature_dim,
             }
