@@ -8,6 +8,7 @@ from vsa_tf.config import CaptionConfig, DataConfig
 from vsa_tf.data.synthetic import generate_world
 from vsa_tf.jobs import captioning
 from vsa_tf.jobs.runs import load_run
+from tests.jobs.run_folder_files import file_tree
 
 
 def _snippets_from_truth(world):
@@ -203,3 +204,98 @@ def test_captioner_reads_the_alignment_models_cnn_kept_fixed(world, tmp_path):
 
     with pytest.raises(ValueError, match="cnn_from_alignment gives the captioner a CNN on pixels"):
         captioning.train_captioner(config, data.replace(features=str(tmp_path)), str(tmp_path / "cached"), cnn_from_alignment=alignment_dir)
+
+
+def test_training_validates_the_data_before_writing(world, tmp_path):
+    images = os.path.join(world["world"], "images")
+    present = sorted(os.listdir(images))[0]
+    dataset = tmp_path / "dataset.json"
+    entries = [
+        {"filename": "absent.jpg", "split": "train", "sentences": [{"raw": "a red square"}]},
+        {"filename": present, "split": "train", "sentences": [{"raw": "a red square"}, {"raw": "  "}]},
+        {"filename": "../escape.jpg", "split": "train", "sentences": [{"raw": "a red square"}]},
+    ]
+    dataset.write_text(json.dumps({"images": entries}))
+    run_dir = tmp_path / "run"
+    with pytest.raises(ValueError) as raised:
+        captioning.train_captioner(world["config"], world["data"].replace(dataset=str(dataset)), str(run_dir), verbose=0)
+    message = str(raised.value)
+    assert "absent.jpg: image file not found" in message
+    assert f"{present}: caption 1 is empty" in message
+    assert "../escape.jpg: filename escapes the image root" in message
+    assert not run_dir.exists()
+
+
+def test_rerun_with_other_settings_leaves_the_run_untouched_and_same_settings_extend_it(runs, tmp_path):
+    import shutil
+
+    run_dir = str(tmp_path / "copy")
+    shutil.copytree(runs["full"].run_dir, run_dir)
+    before = file_tree(run_dir)
+    with pytest.raises(ValueError, match=r"copy already holds a 'caption' run .*hidden_dim: 16 -> 48.*pick another run folder \(--out"):
+        captioning.train_captioner(runs["config"].replace(hidden_dim=48), runs["data"], run_dir, verbose=0)
+    assert file_tree(run_dir) == before
+    assert captioning.load_caption_run(run_dir).config.hidden_dim == 16
+
+    # Only the epoch count changed: the finished 2-epoch run trains a third epoch.
+    extended = captioning.train_captioner(runs["config"].replace(epochs=3), runs["data"], run_dir, verbose=0)
+    assert extended.config.epochs == 3
+    with open(os.path.join(run_dir, "history.csv")) as stream:
+        assert [line.split(",")[0] for line in stream.read().split()[1:]] == ["0", "1", "2"]
+
+
+def test_evaluate_captions_on_a_file_without_train_split_skips_the_baselines(runs, tmp_path, monkeypatch, capsys):
+    from vsa_tf.evaluation import captions as caption_metrics
+
+    monkeypatch.setattr(caption_metrics, "caption_scores", _cheap_scores)
+    with open(runs["data"].dataset) as stream:
+        values = json.load(stream)
+    values["images"] = [image for image in values["images"] if image["split"] == "val"]
+    val_only = tmp_path / "captions_val.json"
+    val_only.write_text(json.dumps(values))
+    report = captioning.evaluate_captions(runs["full"], runs["data"].replace(dataset=str(val_only)), split="val", beam=1)
+    assert report["num_images"] == len(values["images"]) and 0.0 <= report["model"]["Bleu_1"] <= 1.0
+    assert report["nearest_neighbour"] is None and report["verbatim_fraction"] is None
+    assert "no train split" in report["skipped"]
+    assert all(example["nearest_neighbour"] is None for example in report["examples"])
+    assert "captions_val.json has no train split" in capsys.readouterr().err
+
+
+def test_caption_images_names_a_file_that_is_not_an_image_and_a_box_outside_it(runs, tmp_path):
+    not_an_image = tmp_path / "x.jpg"
+    not_an_image.write_text("not an image\n")
+    with pytest.raises(ValueError, match=r"x.jpg: cannot decode the image; expected a JPEG, PNG, GIF or BMP file"):
+        captioning.caption_images(runs["full"], [str(not_an_image)], beam=1)
+
+    images = os.path.join(runs["world"], "images")
+    name = sorted(os.listdir(images))[0]
+    path = os.path.join(images, name)
+    from PIL import Image
+
+    with Image.open(path) as image:
+        width, height = image.size
+    boxes = {name: [[1, 2, 20, 30], [100, 100, 400, 300]]}
+    with pytest.raises(ValueError, match=rf"{name}: box 1 \[100.0, 100.0, 400.0, 300.0\] lies outside the {width}x{height} image .*{name}"):
+        captioning.caption_images(runs["full"], [path], boxes=boxes, beam=1)
+    with pytest.raises(ValueError, match=r"box 0 \[20.0, 2.0, 1.0, 30.0\] of .* is degenerate"):
+        captioning.caption_images(runs["full"], [path], boxes={name: [[20, 2, 1, 30]]}, beam=1)
+
+
+def test_caption_images_finds_boxes_by_the_trailing_path_and_warns_when_none_match(runs, tmp_path, capsys):
+    import shutil
+
+    source = os.path.join(runs["world"], "images")
+    first, second = sorted(os.listdir(source))[:2]
+    os.makedirs(tmp_path / "images" / "sub")
+    shutil.copy(os.path.join(source, first), tmp_path / "images" / "sub" / "a.jpg")
+    shutil.copy(os.path.join(source, second), tmp_path / "images" / "b.jpg")
+    boxes_path = tmp_path / "boxes.json"
+    # The dataset filename `sub/a.jpg` wins over the bare basename.
+    boxes_path.write_text(json.dumps({"sub/a.jpg": [[1, 2, 20, 30]], "a.jpg": [[5, 5, 15, 15]]}))
+    paths = [str(tmp_path / "images" / "sub" / "a.jpg"), str(tmp_path / "images" / "b.jpg")]
+    results = captioning.caption_images(runs["full"], paths, boxes=str(boxes_path), beam=1)
+    assert [(item["image"], item["box"]) for item in results] == [(paths[0], [1.0, 2.0, 20.0, 30.0]), (paths[1], None)]
+    assert captioning._box_key({"sub/a.jpg": 1}, "images/sub/a.jpg") == "sub/a.jpg"
+    assert captioning._box_key({"a.jpg": 1}, "./images/sub/a.jpg") == "a.jpg"
+    assert captioning._box_key({"a.jpg": 1}, "images/sub/c.jpg") is None
+    assert f"warning: {paths[1]} matches no key of {boxes_path}" in capsys.readouterr().err

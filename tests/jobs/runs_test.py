@@ -58,3 +58,44 @@ def test_open_run_names_the_config_file_of_an_invalid_field(tmp_path):
         json.dump(values, stream)
     with pytest.raises(ValueError, match=r"bad/config.json: CaptionConfig.pooling must be one of \['flatten', 'average'\], received 'max'"):
         open_run(run_dir, "caption", CaptionConfig)
+
+
+def _file_states(folder):
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir()) if path.is_file()}
+
+
+def test_check_same_run_refuses_other_settings_and_writes_nothing(tmp_path):
+    from vsa_tf.config import DataConfig
+    from vsa_tf.jobs.runs import check_same_run
+
+    data = DataConfig(dataset=str(tmp_path / "d.json"), images=str(tmp_path / "images"))
+    run = tmp_path / "cap"
+    _run_folder(run, CaptionConfig(data=data, hidden_dim=32, epochs=2))
+    before = _file_states(run)
+    check_same_run(str(tmp_path / "new"), CaptionConfig(hidden_dim=48))  # no run there yet
+    check_same_run(str(run), CaptionConfig(data=data, hidden_dim=32, epochs=5))  # resumes / extends
+    with pytest.raises(ValueError, match=r"cap already holds a 'caption' run .*hidden_dim: 32 -> 48.*pick another run folder \(--out"):
+        check_same_run(str(run), CaptionConfig(data=data, hidden_dim=48, epochs=2))
+    with pytest.raises(ValueError, match=r"data.min_word_count: 5 -> 1"):
+        check_same_run(str(run), CaptionConfig(data=data.replace(min_word_count=1), hidden_dim=32))
+    with pytest.raises(ValueError, match=r"already holds a 'caption' run, not a 'alignment' run"):
+        check_same_run(str(run), AlignmentConfig(data=data))
+    with pytest.raises(ValueError, match=r"vocabulary.txt \(3 words\) differs"):
+        check_same_run(str(run), CaptionConfig(data=data, hidden_dim=32), Vocabulary.build([["a", "cat"]], min_count=1))
+    check_same_run(str(run), CaptionConfig(data=data, hidden_dim=32), Vocabulary.build([["a", "red", "square"]], min_count=1))
+    assert _file_states(run) == before
+
+
+def test_check_same_run_reads_an_older_runs_relative_paths_from_the_working_directory(tmp_path, monkeypatch):
+    from vsa_tf.config import DataConfig
+    from vsa_tf.jobs.runs import absolute_data_paths, check_same_run
+
+    monkeypatch.chdir(tmp_path)
+    relative = DataConfig(dataset="d.json", images="images", boxes=None, features=None)
+    absolute = absolute_data_paths(relative)
+    assert absolute.dataset == str(tmp_path / "d.json") and absolute.images == str(tmp_path / "images")
+    assert absolute.boxes is None and absolute.features is None
+    run = _run_folder(tmp_path / "old", AlignmentConfig(data=relative))
+    check_same_run(run, AlignmentConfig(data=absolute))
+    with pytest.raises(ValueError, match=r"region_dim: 256 -> 48"):
+        check_same_run(run, AlignmentConfig(data=absolute, region_dim=48))

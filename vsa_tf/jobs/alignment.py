@@ -24,8 +24,12 @@ EVALUATION_BATCH_SIZE = 64
 AlignmentRun = collections.namedtuple("AlignmentRun", ["model", "vocabulary", "config", "run_dir"])
 
 
-def _load_data(data_config, feature_mode):
-    """Validates the data (no file is written before this passes): (dataset, boxes, feature store or None)."""
+def load_checked_data(data_config, feature_mode):
+    """Reads and validates the data, as `vsa-tf validate` does: (dataset, boxes, feature store or None).
+
+    Training jobs call it before they write anything: a `ValueError` lists every problem (missing or
+    undecodable images, empty captions, filenames escaping the image root, boxes outside their image).
+    """
     from vsa_tf.data import validate
 
     if not data_config.dataset:
@@ -120,7 +124,10 @@ def train_alignment(config, data_config=None, run_dir=None, verbose="auto", step
     """Trains an alignment model into `run_dir`.
 
     The data is read and validated first (a `ValueError` naming every problem, before anything is
-    written); then `config.json` (kind "alignment") and `vocabulary.txt` (built from the train split)
+    written). When `run_dir` already holds a run, the new config must equal the saved one but for
+    `vsa_tf.jobs.runs.RESUMABLE_FIELDS` (epochs): the job then resumes or extends it; otherwise a
+    `ValueError` names the differing fields and the old run stays untouched. Then `config.json`
+    (kind "alignment", data paths made absolute) and `vocabulary.txt` (built from the train split)
     are saved, and `vsa_tf.training.fit_model` trains with backups, keeping the weights with the best
     validation R@K sum (`val_recall_sum`) as `model.weights.h5`.
 
@@ -142,6 +149,7 @@ def train_alignment(config, data_config=None, run_dir=None, verbose="auto", step
 
     from vsa_tf import training
     from vsa_tf.data import pipelines
+    from vsa_tf.jobs import runs
     from vsa_tf.models.alignment_model import HardestNegativeWarmup, RetrievalEvaluator
 
     if not isinstance(config, AlignmentConfig):
@@ -152,20 +160,23 @@ def train_alignment(config, data_config=None, run_dir=None, verbose="auto", step
         if not isinstance(data_config, DataConfig):
             raise ValueError(f"data_config must be a DataConfig, received {type(data_config).__name__}")
         config = config.replace(data=data_config)
+    # The run folder records absolute paths, so the run loads from any working directory.
+    config = runs.absolute_paths(config, ("backbone_weights", "word_vectors"))
     data_config = config.data
     # First: MultiWorkerMirroredStrategy must be created before TensorFlow runs any op.
     strategy = training.get_strategy(strategy) if isinstance(strategy, str) else strategy
-    dataset, boxes, store = _load_data(data_config, config.feature_mode)
+    dataset, boxes, store = load_checked_data(data_config, config.feature_mode)
     train_records, val_records, test_records = (dataset.split(name) for name in ("train", "val", "test"))
     if not train_records:
         raise ValueError(f"{data_config.dataset}: the train split is empty")
+    vocabulary = text_lib.Vocabulary.build(
+        (sentence.tokens for record in train_records for sentence in record.sentences), min_count=data_config.min_word_count
+    )
+    runs.check_same_run(run_dir, config, vocabulary)
 
     keras.utils.set_random_seed(config.seed)
     os.makedirs(run_dir, exist_ok=True)
     save_config(config, os.path.join(run_dir, CONFIG_FILE))
-    vocabulary = text_lib.Vocabulary.build(
-        (sentence.tokens for record in train_records for sentence in record.sentences), min_count=data_config.min_word_count
-    )
     vocabulary.save(os.path.join(run_dir, VOCABULARY_FILE))
 
     with strategy.scope():
@@ -293,7 +304,7 @@ def retrieval_scores(run_dir, data_config=None, split="test"):
         raise ValueError(f"{run_dir}: a {runs.run_kind(run_dir)!r} run cannot rank images and sentences")
     data_config = _data_config_of(run, data_config)
     feature_mode = getattr(run.model, "feature_mode", "cached" if data_config.features else "pixels")
-    dataset, boxes, store = _load_data(data_config, feature_mode)
+    dataset, boxes, store = load_checked_data(data_config, feature_mode)
     records = dataset.split(split)
     if not records:
         raise ValueError(f"{data_config.dataset}: the {split!r} split is empty")
@@ -389,7 +400,7 @@ def align_split_for_betas(run_dir, data_config=None, split="test", betas=(0.0, 0
 
     run = load_alignment_run(run_dir) if isinstance(run_dir, (str, os.PathLike)) else run_dir
     data_config = _data_config_of(run, data_config)
-    dataset, boxes, store = _load_data(data_config, run.model.feature_mode)
+    dataset, boxes, store = load_checked_data(data_config, run.model.feature_mode)
     records = dataset.split(split)
     if not records:
         raise ValueError(f"{data_config.dataset}: the {split!r} split is empty")
@@ -428,7 +439,7 @@ def plot_sentence_alignment(run_dir, data_config=None, split="test", filename=No
 
     run = load_alignment_run(run_dir) if isinstance(run_dir, (str, os.PathLike)) else run_dir
     data_config = _data_config_of(run, data_config)
-    dataset, boxes, store = _load_data(data_config, run.model.feature_mode)
+    dataset, boxes, store = load_checked_data(data_config, run.model.feature_mode)
     records = dataset.split(split)
     if filename is not None:
         records = [record for record in records if record.filename == filename]

@@ -7,6 +7,8 @@ A caption run folder holds `config.json` (a `CaptionConfig`, kind "caption", wit
 import dataclasses
 import json
 import os
+import re
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -103,44 +105,57 @@ def train_captioner(
             captioner's image side, kept fixed (the paper's captioner reads a trained CNN's features).
             Its weights are copied into the run folder (`ALIGNMENT_CNN_FILE`) and the config records
             that file, `backbone_frozen=True` and the alignment run's `backbone_filters`.
+
+    The data is validated first, as `vsa-tf validate` does (a `ValueError` listing every problem).
+    When `run_dir` already holds a run, the new config must equal the saved one but for
+    `vsa_tf.jobs.runs.RESUMABLE_FIELDS` (epochs), and the vocabulary must be the same: the job then
+    resumes or extends that run; otherwise a `ValueError` names the differing fields and nothing is
+    written. The saved config holds absolute data paths.
+
     Returns:
         a `CaptionRun` with the best weights loaded.
     """
+    from vsa_tf.jobs import alignment as alignment_job
+    from vsa_tf.jobs import runs
+
     if run_dir is None:
         raise ValueError("train_captioner needs a run_dir")
     if data_config is not None:
         config = config.replace(data=data_config)
+    # The run folder records absolute paths, so the run loads from any working directory.
+    config = runs.absolute_paths(config, ("backbone_weights",))
     data_config = config.data
     if cnn_from_alignment is not None and data_config.features:
         raise ValueError("cnn_from_alignment gives the captioner a CNN on pixels; remove `features` from the data config")
+    if data_config.features and snippets_path:
+        raise ValueError("Region captioning (--snippets) pools the snippets' boxes from pixels; remove `features` from the data config")
     # First: MultiWorkerMirroredStrategy must be created before TensorFlow runs any op.
     strategy = training.get_strategy(strategy) if isinstance(strategy, str) else strategy
-    dataset = _read_data(data_config)
+    # The same checks as `vsa-tf validate` (and the alignment job), before anything is written.
+    dataset, _, store = alignment_job.load_checked_data(data_config, "cached" if data_config.features else "pixels")
     train_records, val_records = dataset.split("train"), dataset.split("val")
     if not train_records:
         raise ValueError(f"{data_config.dataset}: the train split is empty")
     vocabulary = Vocabulary.build(
         (sentence.tokens for record in train_records for sentence in record.sentences), min_count=data_config.min_word_count
     )
-    store = None
-    if data_config.features:
-        if snippets_path:
-            raise ValueError("Region captioning (--snippets) pools the snippets' boxes from pixels; remove `features` from the data config")
-        store = FeatureStore(data_config.features)
+    if store is not None:
         config = config.replace(feature_mode="cached", feature_dim=store.dims)
     else:
         config = config.replace(feature_mode="pixels", feature_dim=None)
     config = config.replace(region_captions=bool(snippets_path))
-    os.makedirs(run_dir, exist_ok=True)
+    alignment_run = None
     if cnn_from_alignment is not None:
-        from vsa_tf.jobs import alignment as alignment_job
-
         alignment_run = alignment_job.load_alignment_run(cnn_from_alignment)
-        weights = alignment_job.save_backbone_weights(alignment_run, os.path.join(run_dir, ALIGNMENT_CNN_FILE))
         config = config.replace(
-            backbone="simple", backbone_weights=os.path.abspath(weights), backbone_frozen=True,
+            backbone="simple", backbone_weights=os.path.abspath(os.path.join(run_dir, ALIGNMENT_CNN_FILE)), backbone_frozen=True,
             backbone_filters=alignment_run.config.backbone_filters,
         )
+    # A folder that already holds a run is resumed only with the same settings; nothing is written before.
+    runs.check_same_run(run_dir, config, vocabulary)
+    os.makedirs(run_dir, exist_ok=True)
+    if alignment_run is not None:
+        alignment_job.save_backbone_weights(alignment_run, config.backbone_weights)
     save_config(config, os.path.join(run_dir, CONFIG_FILE))
     vocabulary.save(os.path.join(run_dir, VOCABULARY_FILE))
 
@@ -225,10 +240,42 @@ def generate_captions(run, dataset, beam=None):
 
 
 def _box_key(boxes_by_name, path):
-    for key in (path, os.path.basename(path)):
+    """The key of `boxes_by_name` for an image path: the path as given, else its longest trailing part.
+
+    A boxes file is keyed by dataset filenames (`sub/a.jpg`), so `images/sub/a.jpg` finds `sub/a.jpg`,
+    then `a.jpg`. Returns None when no suffix is a key.
+    """
+    if path in boxes_by_name:
+        return path
+    parts = os.path.normpath(path).replace("\\", "/").split("/")
+    for begin in range(len(parts)):
+        key = "/".join(parts[begin:])
         if key in boxes_by_name:
             return key
     return None
+
+
+def _decode_image_file(path, image_size):
+    """`pipelines.decode_and_resize` with a `ValueError` naming the file when it is not an image."""
+    try:
+        return pipelines.decode_and_resize(path, image_size)
+    except tf.errors.OpError as error:
+        # TF's message carries the op's wrapper ("{{function_node ...}} ... [Op:DecodeImage] name:"): keep the reason.
+        reason = re.sub(r"\{\{.*?\}\}|\[Op:.*$", "", error.message.strip().splitlines()[-1] if error.message.strip() else "").strip()
+        raise ValueError(
+            f"{path}: cannot decode the image; expected a JPEG, PNG, GIF or BMP file ({reason or type(error).__name__})"
+        ) from None
+
+
+def _checked_pixel_boxes(boxes, key, path, source, width, height):
+    """The image's boxes as lists of 4 floats, refusing degenerate boxes and boxes outside the image (as `vsa-tf validate`)."""
+    pixel_boxes = np.asarray(boxes[key], np.float32).reshape(-1, 4)
+    for index, box in enumerate(pixel_boxes.tolist()):
+        if not (np.all(np.isfinite(box)) and box[2] > box[0] and box[3] > box[1]):
+            raise ValueError(f"{source}: {key}: box {index} {box} of {path} is degenerate or not finite (need x0 < x1, y0 < y1)")
+    for index, box in boxes_lib.outside_image_problems(pixel_boxes, width, height):
+        raise ValueError(f"{source}: {key}: box {index} {box} lies outside the {width}x{height} image {path}")
+    return [[float(value) for value in box] for box in pixel_boxes.tolist()]
 
 
 def caption_images(run, image_paths, boxes=None, beam=None, batch_size=16):
@@ -237,38 +284,49 @@ def caption_images(run, image_paths, boxes=None, beam=None, batch_size=16):
     Args:
         run: a run folder or a `CaptionRun` (pixel mode).
         image_paths: image files (any path; they are not dataset entries).
-        boxes: optional boxes JSON path or {name: [[x0, y0, x1, y1], ...]} keyed by the path as given
-            or its basename; an image with boxes gets one caption per box, others one for the whole image.
+        boxes: optional boxes JSON path or {name: [[x0, y0, x1, y1], ...]} pixel boxes. An image's
+            key is its path as given or else the longest trailing part of the path that is a key
+            (`images/sub/a.jpg` finds the dataset filename `sub/a.jpg`, then `a.jpg`). An image with
+            boxes gets one caption per box; an image matching no key gets one caption for the whole
+            image and a warning line on stderr. Boxes must lie inside their image (as `vsa-tf validate`).
         beam: beam size (default: the run's `beam_size`; 1 = greedy).
         batch_size: images or regions per batch.
     Returns:
         list of {"image", "box" (pixel [x0, y0, x1, y1] or None), "caption", "score"}.
+    Raises:
+        ValueError: naming the file for a missing or undecodable image, and the image and box for a
+            box outside its image.
     """
     run = _as_run(run)
     if run.config.feature_mode != "pixels":
         raise ValueError(f"{run.run_dir}: this run was trained on cached features; captioning image files needs a pixel-mode run")
+    source = "boxes"
     if isinstance(boxes, (str, os.PathLike)):
-        boxes = boxes_lib.read_boxes(os.fspath(boxes))
-    boxes = boxes or {}
+        source = os.fspath(boxes)
+        boxes = boxes_lib.read_boxes(source)
     image_size = tuple(run.config.data.image_size)
     items = []  # (path, pixel box or None)
+    decoded = {}  # path -> (float32 [H, W, 3] resized image, decoded height, decoded width)
+    # Every image is decoded and its boxes checked before the model runs.
     for path in image_paths:
         if not os.path.isfile(path):
             raise ValueError(f"Image file not found: {path}")
-        key = _box_key(boxes, path)
+        if path not in decoded:
+            decoded[path] = _decode_image_file(path, image_size)
+        key = _box_key(boxes, path) if boxes else None
         if key is None:
+            if boxes is not None:
+                print(f"warning: {path} matches no key of {source}; captioning the whole image", file=sys.stderr)
             items.append((path, None))
         else:
-            items.extend((path, [float(value) for value in box]) for box in np.asarray(boxes[key]).reshape(-1, 4))
+            _, height, width = decoded[path]
+            items.extend((path, box) for box in _checked_pixel_boxes(boxes, key, path, source, int(width), int(height)))
     sampler = make_sampler(run.config, beam)
     results = []
-    decoded = {}
     for begin in range(0, len(items), batch_size):
         chunk = items[begin: begin + batch_size]
         images, normalised = [], []
         for path, box in chunk:
-            if path not in decoded:
-                decoded[path] = pipelines.decode_and_resize(path, image_size)
             image, height, width = decoded[path]
             images.append(image)
             if box is None:
@@ -318,7 +376,9 @@ def evaluate_captions(
         nearest_neighbour: whether to compute the nearest-neighbour baseline (it encodes the train split).
     Returns:
         dict with "model" and (unless disabled) "nearest_neighbour" metric dicts (`Bleu_1`..`Bleu_4`, `METEOR`, `ROUGE_L`,
-        `CIDEr`), "verbatim_fraction", "beam", "split", "num_images" and "examples".
+        `CIDEr`), "verbatim_fraction", "beam", "split", "num_images" and "examples". When the dataset has
+        no train split (a separate val file), "nearest_neighbour" and "verbatim_fraction" are None,
+        "skipped" says why, and a notice line goes to stderr.
     """
     from vsa_tf.evaluation import captions as caption_metrics
 
@@ -336,7 +396,15 @@ def evaluate_captions(
     candidates_list, features = generate_captions(run, _whole_image_dataset(records, data_config, batch_size, store), beam)
     train_captions = [[sentence.text for sentence in record.sentences] for record in train_records]
     neighbour_captions = None
-    if nearest_neighbour:
+    skipped = None
+    if not train_records:
+        # A separate val/test file (COCO's captions_val2014.json) is a normal input: report the model alone.
+        skipped = (
+            f"{data_config.dataset} has no train split: the nearest-neighbour baseline and the verbatim fraction "
+            "need training sentences and are skipped"
+        )
+        print(f"notice: {skipped}", file=sys.stderr)
+    elif nearest_neighbour:
         train_features = []
         for batch in _whole_image_dataset(train_records, data_config, batch_size, store):
             train_features.append(np.asarray(run.model.image_features(batch, training=False)))
@@ -352,7 +420,7 @@ def evaluate_captions(
         "beam": make_sampler(run.config, beam).width,
         "num_images": len(records),
         "model": caption_metrics.caption_scores(references, _non_empty(candidates)),
-        "verbatim_fraction": float(caption_metrics.verbatim_fraction(candidates_list, training_sentences)),
+        "verbatim_fraction": float(caption_metrics.verbatim_fraction(candidates_list, training_sentences)) if train_records else None,
         "examples": [
             {"filename": record.filename, "caption": candidates[index], "nearest_neighbour": neighbours.get(index), "references": references[index]}
             for index, record in enumerate(records[:max_examples])
@@ -360,6 +428,9 @@ def evaluate_captions(
     }
     if neighbours:
         report["nearest_neighbour"] = caption_metrics.caption_scores(references, neighbours)
+    if skipped:
+        report["nearest_neighbour"] = None
+        report["skipped"] = skipped
     if json_out:
         _write_json(json_out, report)
     return report

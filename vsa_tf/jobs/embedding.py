@@ -58,6 +58,13 @@ def load_data(data_config):
     return dataset, boxes, features
 
 
+def _load_checked_data(data_config):
+    """`load_data` after the checks of `vsa-tf validate`, for the training jobs (nothing is written before)."""
+    from vsa_tf.jobs import alignment
+
+    return alignment.load_checked_data(data_config, "cached" if data_config.features else "pixels")
+
+
 def embed_images(model, records, data_config, boxes=None, features=None, batch_size=64):
     """Unit joint-space vectors float [len(records), K] of the records' whole images, in order."""
     from vsa_tf.data import pipelines
@@ -125,6 +132,10 @@ def retrieval_scores(model, records, vocabulary, data_config, boxes=None, featur
 def train_embedding(config, run_dir, verbose="auto", strategy="default"):
     """Trains a joint embedding into `run_dir`; returns {"history", "test": retrieval metrics}.
 
+    The data is validated first (as `vsa-tf validate`); a `run_dir` that already holds a run is
+    resumed only when the new config equals the saved one but for `vsa_tf.jobs.runs.RESUMABLE_FIELDS`
+    (else a `ValueError` names the differing fields and nothing is written). Paths are saved absolute.
+
     `strategy` is "default", "mirrored", "multiworker" (`vsa_tf.training.get_strategy`) or a
     `tf.distribute.Strategy`: the model is built and compiled in its scope, `config.batch_size` is the
     global batch (split across the replicas) and the ranking loss gathers every replica's vectors.
@@ -134,21 +145,25 @@ def train_embedding(config, run_dir, verbose="auto", strategy="default"):
     from vsa_tf import training
     from vsa_tf.data import pipelines
     from vsa_tf.evaluation import retrieval
+    from vsa_tf.jobs import runs
 
     if not isinstance(config, EmbeddingConfig):
         raise ValueError(f"train_embedding needs an EmbeddingConfig, received {type(config).__name__}")
+    # The run folder records absolute paths, so the run loads from any working directory.
+    config = runs.absolute_paths(config, ("backbone_weights", "word_vectors"))
     # First: MultiWorkerMirroredStrategy must be created before TensorFlow runs any op.
     strategy = training.get_strategy(strategy) if isinstance(strategy, str) else strategy
     keras.utils.set_random_seed(config.seed)
-    dataset, boxes, features = load_data(config.data)
+    dataset, boxes, features = _load_checked_data(config.data)
     train_records, val_records, test_records = (dataset.split(name) for name in ("train", "val", "test"))
     if not train_records:
         raise ValueError(f"{config.data.dataset}: the train split is empty")
-    os.makedirs(run_dir, exist_ok=True)
-    save_config(config, os.path.join(run_dir, CONFIG_FILE))
     vocabulary = text_lib.Vocabulary.build(
         (sentence.tokens for record in train_records for sentence in record.sentences), min_count=config.data.min_word_count
     )
+    runs.check_same_run(run_dir, config, vocabulary)
+    os.makedirs(run_dir, exist_ok=True)
+    save_config(config, os.path.join(run_dir, CONFIG_FILE))
     vocabulary.save(os.path.join(run_dir, VOCABULARY_FILE))
 
     pair_config, pair_boxes = (config.data, boxes) if features is not None else (whole_image_config(config.data), None)
@@ -359,11 +374,14 @@ def train_scnlm(config, run_dir, verbose="auto", strategy="default"):
     """Trains an SC-NLM on the content vectors of an embedding run; returns {"history"}.
 
     `strategy`: as in `train_embedding` (the batch size is the global batch, split across replicas).
+    As there, the data is validated first, a folder holding a run is resumed only with the same
+    settings, and the saved config holds absolute paths (the data, `embedding_run`, `truth`).
     """
     import keras
     import tensorflow as tf
 
     from vsa_tf import training
+    from vsa_tf.jobs import runs
 
     if not isinstance(config, SCNLMConfig):
         raise ValueError(f"train_scnlm needs an SCNLMConfig, received {type(config).__name__}")
@@ -373,11 +391,15 @@ def train_scnlm(config, run_dir, verbose="auto", strategy="default"):
     embedding = load_embedding_run(config.embedding_run)
     data_config = config.data if config.data.dataset else embedding.config.data
     _check_same_image_side(data_config, embedding.config.data, config.embedding_run)
-    config = config.replace(data=data_config)
-    dataset, boxes, features = load_data(data_config)
+    config = runs.absolute_paths(config.replace(data=data_config), ("embedding_run", "truth"))
+    data_config = config.data
+    dataset, boxes, features = _load_checked_data(data_config)
     truth = config.truth if config.tagger == "truth" else None
     tags_by_filename = pos_tags_lib.dataset_tags(dataset, truth_path=truth)
     tag_vocabulary = pos_tags_lib.TagVocabulary()
+    if not dataset.split("train"):
+        raise ValueError(f"{data_config.dataset}: the train split is empty")
+    runs.check_same_run(run_dir, config, embedding.vocabulary)
     os.makedirs(run_dir, exist_ok=True)
     save_config(config, os.path.join(run_dir, CONFIG_FILE))
     shutil.copyfile(os.path.join(config.embedding_run, VOCABULARY_FILE), os.path.join(run_dir, VOCABULARY_FILE))

@@ -76,3 +76,95 @@ def load_run(run_dir):
         raise ValueError(f"{run_dir}: unknown run kind {kind!r}; expected one of {sorted(RUN_LOADERS)}")
     module_name, function_name = RUN_LOADERS[kind]
     return getattr(importlib.import_module(module_name), function_name)(run_dir)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing a run: absolute paths, and re-runs into a folder that already holds a run
+
+# The fields of a config that a re-run into an existing run folder may change. `epochs`: a re-run
+# resumes an interrupted run or trains a finished one on up to the new count (BackupAndRestore);
+# `jit_compile`: compiling the step with XLA computes the same model. Every other field shapes the
+# model, its vocabulary, its data or its optimisation, so the saved weights would not fit it (or the
+# folder would mix two runs).
+RESUMABLE_FIELDS = ("epochs", "jit_compile")
+DATA_PATH_FIELDS = ("dataset", "images", "boxes", "features")
+
+
+def _absolute(path):
+    return os.path.abspath(os.path.expanduser(path)) if path else path
+
+
+def absolute_data_paths(data_config):
+    """The `DataConfig` with its dataset, images, boxes and features paths made absolute (None/"" kept).
+
+    Training jobs save this form, so a run folder works from any working directory.
+    """
+    return data_config.replace(**{name: _absolute(getattr(data_config, name)) for name in DATA_PATH_FIELDS})
+
+
+def absolute_paths(config, fields=()):
+    """`config` with its `DataConfig` paths and the named path fields (e.g. "backbone_weights") made absolute."""
+    changes = {name: _absolute(getattr(config, name)) for name in fields}
+    return config.replace(data=absolute_data_paths(config.data), **changes)
+
+
+def _flatten(values, prefix=""):
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_same_run(run_dir, config, vocabulary=None, resumable=RESUMABLE_FIELDS):
+    """Before a training job writes into `run_dir`: if the folder already holds a run, it must be this run.
+
+    A folder without `config.json` is new. Otherwise the saved config must be of the same kind and
+    equal to `config` in every field but `resumable` (the old run's relative data paths are read
+    from the current directory, as older runs stored them as typed), and, when `vocabulary` is
+    given, the saved `vocabulary.txt` must hold the same words. Nothing is written.
+
+    Raises:
+        ValueError: naming the folder and each differing field with its saved and new values.
+    """
+    import dataclasses
+
+    from vsa_tf.data.text import Vocabulary
+
+    if not os.path.exists(os.path.join(run_dir, CONFIG_FILE)):
+        return
+    values = read_run_config(run_dir)
+    advice = f"pick another run folder (--out; --run for train-embedding and train-scnlm) to train a new run, or delete {run_dir}"
+    if values["kind"] != config.kind:
+        raise ValueError(f"{run_dir} already holds a {values['kind']!r} run, not a {config.kind!r} run; {advice}")
+    fields = {field.name for field in dataclasses.fields(type(config))}
+    values = {**{name: value for name, value in DEFAULTS_OF_OLDER_RUNS.items() if name in fields}, **values}
+    try:
+        saved = type(config).from_dict(values)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{run_dir} holds a run whose {CONFIG_FILE} does not load ({error}); {advice}") from None
+    saved = saved.replace(data=absolute_data_paths(saved.data))
+    # A JSON round trip compares tuples and lists alike, as they are saved.
+    old = _flatten(json.loads(saved.to_json()))
+    new = _flatten(json.loads(config.to_json()))
+    differing = [
+        f"{name}: {old.get(name)!r} -> {new.get(name)!r}"
+        for name in sorted(set(old) | set(new))
+        if name not in resumable and old.get(name) != new.get(name)
+    ]
+    if differing:
+        raise ValueError(
+            f"{run_dir} already holds a {config.kind!r} run trained with other settings (saved -> new): "
+            f"{'; '.join(differing)}. A re-run into a run folder resumes or extends that run and may change only "
+            f"{', '.join(resumable)}; {advice}"
+        )
+    vocabulary_path = os.path.join(run_dir, VOCABULARY_FILE)
+    if vocabulary is not None and os.path.exists(vocabulary_path):
+        saved_words = Vocabulary.load(vocabulary_path).words
+        if saved_words != vocabulary.words:
+            raise ValueError(
+                f"{run_dir} already holds a run whose {VOCABULARY_FILE} ({len(saved_words)} words) differs from the "
+                f"vocabulary of {config.data.dataset} ({len(vocabulary.words)} words): the dataset changed since; {advice}"
+            )
