@@ -1,6 +1,5 @@
 """Run folders written by the training jobs: absolute paths, and re-runs with other settings refused."""
 
-
 import pytest
 
 from vsa_tf.config import AlignmentConfig, DataConfig, EmbeddingConfig, save_config
