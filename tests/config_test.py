@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -34,3 +35,20 @@ def test_rejects_unknown_choices_with_the_received_value():
         AlignmentConfig(optimizer="lbfgs")
     with pytest.raises(ValueError, match="CaptionConfig.image_normalization must be one of \\['none', 'layer'\\], received 'batch'"):
         CaptionConfig(image_normalization="batch")
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_atomic_writes_give_the_mode_a_plain_open_would(tmp_path, umask, mode):
+    from vsa_tf.config import atomic_write_bytes, atomic_write_text
+
+    previous = os.umask(umask)
+    try:
+        atomic_write_text(str(tmp_path / "a.txt"), "text\n")
+        atomic_write_bytes(str(tmp_path / "b.bin"), lambda stream: stream.write(b"\x00"))
+        with open(tmp_path / "plain.txt", "w") as stream:
+            stream.write("text\n")
+    finally:
+        os.umask(previous)
+    modes = {name: os.stat(tmp_path / name).st_mode & 0o777 for name in ("a.txt", "b.bin", "plain.txt")}
+    assert modes == {"a.txt": mode, "b.bin": mode, "plain.txt": mode}
+    assert sorted(os.listdir(tmp_path)) == ["a.txt", "b.bin", "plain.txt"]  # no temporary file left

@@ -4,9 +4,15 @@ Each module listed in `vsa_tf.commands.COMMAND_MODULES` exposes `register(subpar
 its subcommands and sets `handler=function(args) -> exit code` on each.
 """
 
+import os
+
+# Before anything imports TensorFlow: hide its C++ INFO/WARNING/ERROR log lines (e.g. "failed call
+# to cuInit: ... (303)" on a machine with no GPU, which is logged at ERROR); Python errors still
+# show. setdefault: `TF_CPP_MIN_LOG_LEVEL=0 vsa-tf ...` brings them back.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
 import argparse
 import importlib
-import os
 import sys
 
 from vsa_tf import __version__
@@ -32,7 +38,6 @@ def build_parser():
 
 
 def main(argv=None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):

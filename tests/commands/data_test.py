@@ -40,11 +40,55 @@ def test_validate_reports_every_problem_and_exits_non_zero(tmp_path, capsys):
     assert "val2014/COCO_val2014_000000000042.jpg: image file not found" in errors
     assert "d.jpg: image cannot be decoded" in errors
     assert "a.jpg: box 0 [0.0, 0.0, 50.0, 10.0] lies outside the 40x30 image" in errors
-    assert "key 'zz.jpg' names no image of the dataset" in errors
-    assert "4 problem(s) found" in errors
+    assert "zz.jpg" not in errors  # a key of an image outside the dataset is no problem
+    assert "3 problem(s) found" in errors
 
 
 def test_validate_malformed_json(tmp_path, capsys):
     argv = ["validate", "--dataset", os.path.join(FIXTURES, "malformed.json"), "--images", str(tmp_path)]
     assert cli.main(argv) == 1
     assert "malformed.json: malformed JSON" in capsys.readouterr().err
+
+
+def test_validate_notes_boxes_of_other_images_and_takes_boxes_none(tmp_path, capsys):
+    out = str(tmp_path / "world")
+    assert cli.main(["synth", "--out", out, "--images", "10", "--seed", "3"]) == 0
+    capsys.readouterr()
+    with open(f"{out}/boxes.json") as stream:
+        boxes = json.load(stream)
+    boxes["train2014/elsewhere.jpg"] = [[0, 0, 4, 4]]
+    (tmp_path / "more_boxes.json").write_text(json.dumps(boxes))
+    argv = ["validate", "--dataset", f"{out}/dataset.json", "--images", f"{out}/images", "--min-word-count", "1"]
+    assert cli.main(argv + ["--boxes", str(tmp_path / "more_boxes.json")]) == 0
+    assert "boxes: note: 1 keys name images not in this dataset (ignored)" in capsys.readouterr().out
+    assert cli.main(argv + ["--boxes", "none"]) == 0
+    assert "boxes: none given (whole image only)" in capsys.readouterr().out
+
+
+def test_convert_dataset_gives_a_coco_file_its_split(tmp_path, capsys):
+    coco = {"images": [{"id": 7, "file_name": "a.jpg"}], "annotations": [{"image_id": 7, "caption": "A tri-colored dog's toy."}]}
+    (tmp_path / "captions.json").write_text(json.dumps(coco))
+    out = str(tmp_path / "dataset.json")
+    argv = ["convert-dataset", "--dataset", str(tmp_path / "captions.json"), "--out", out]
+    assert cli.main(argv) == 2
+    assert "give it with --split-of-file" in capsys.readouterr().err
+    assert cli.main(argv + ["--split-of-file", "val"]) == 0
+    with open(out) as stream:
+        [image] = json.load(stream)["images"]
+    assert image["split"] == "val"
+    assert image["sentences"] == [{"raw": "A tri-colored dog's toy.", "tokens": ["a", "tri", "colored", "dog", "s", "toy"]}]
+
+
+def test_data_options_of_the_training_commands():
+    parser = cli.build_parser()
+    base = ["train-align", "--dataset", "d", "--images", "i", "--out", "o"]
+    args = parser.parse_args(base + ["--feature-normalization", "l2", "--no-restval-to-train", "--boxes", "none"])
+    assert args.feature_normalization == "l2"
+    from vsa_tf.commands import align
+
+    config = align._data_config(args)
+    assert config.restval_to_train is False and config.boxes is None
+    args = parser.parse_args(["evaluate-retrieval", "--run", "r", "--boxes", "None"])
+    assert align._data_config(args, for_training=False).boxes == ""  # clears the run's boxes
+    for command in (["train-caption", "--dataset", "d", "--images", "i", "--out", "o"], ["train-embedding", "--dataset", "d", "--images", "i", "--run", "r"]):
+        assert parser.parse_args(command + ["--no-restval-to-train"]).no_restval_to_train

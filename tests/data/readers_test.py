@@ -100,7 +100,7 @@ def test_flickr_bad_line_and_missing_split_files(tmp_path):
     with pytest.raises(ValueError, match=r"Flickr8k\.token\.txt:2: expected 'name\.jpg#k<TAB>caption'"):
         readers.read_flickr_tokens(str(path))
     path.write_text("a.jpg#0\tA dog\n")
-    with pytest.raises(ValueError, match="split files not found next to the token file"):
+    with pytest.raises(ValueError, match="split files not found next to the token file.*--split-files TRAIN VAL TEST"):
         readers.read_flickr_tokens(str(path))
     split = tmp_path / "test.txt"
     split.write_text("zzz.jpg\n")
@@ -133,7 +133,7 @@ def test_coco_errors(tmp_path):
     with pytest.raises(ValueError, match=r"annotations\[0\]: image_id 2 names no entry of 'images'"):
         readers.read_dataset(path)
     path = write_json(tmp_path / "mine.json", data)
-    with pytest.raises(ValueError, match="mine.json: cannot tell the split"):
+    with pytest.raises(ValueError, match="mine.json: cannot tell the split .* give it with --split-of-file"):
         readers.read_coco_captions(path)
 
 
@@ -141,3 +141,21 @@ def test_unknown_format(tmp_path):
     path = write_json(tmp_path / "x.json", {"hello": 1})
     with pytest.raises(ValueError, match=r"x\.json: unknown dataset format \(top level \['hello'\]\)"):
         readers.read_dataset(path)
+
+
+def test_read_dataset_split_options(tmp_path):
+    coco = fixture("coco", "captions_val2014.json")
+    assert {record.split for record in readers.read_dataset(coco, split_of_file="test").records} == {"test"}
+    with pytest.raises(ValueError, match="--split-files\\) apply to a Flickr token file"):
+        readers.read_dataset(coco, split_files={"train": "x.txt"})
+    with pytest.raises(ValueError, match="--split-of-file applies to a COCO captions JSON only"):
+        readers.read_dataset(fixture("karpathy_small.json"), split_of_file="val")
+    assert readers.split_files_argument(["t.txt", "-", "s.txt"]) == {"train": "t.txt", "test": "s.txt"}
+    assert readers.split_files_argument(None) is None
+
+
+def test_write_karpathy_json_round_trips(tmp_path):
+    dataset = readers.read_dataset(fixture("coco", "captions_val2014.json"), split_of_file="test")
+    path = readers.write_karpathy_json(dataset, str(tmp_path / "dataset.json"))
+    again = readers.read_dataset(path)
+    assert again.records == dataset.records and again.name == "coco"

@@ -4,12 +4,41 @@ import tensorflow as tf
 from vsa_tf.data import text
 
 
-def test_tokenize_lowercases_and_drops_punctuation():
+def test_tokenize_lowercases_and_splits_on_punctuation():
     words = text.tokenize(tf.constant(["A Red-circle, LEFT of the  square!", "Ein Café: Größe"]))
     assert [[word.decode() for word in row] for row in words.to_list()] == [
-        ["a", "redcircle", "left", "of", "the", "square"],
+        ["a", "red", "circle", "left", "of", "the", "square"],
         ["ein", "café", "größe"],
     ]
+
+
+# (raw caption, the `tokens` Karpathy's split JSON gives it): written for this test in the style of the
+# Flickr8k captions (its dataset_flickr8k.json splits "tri-colored", "horse 's", "do n't", "at&t" so).
+KARPATHY_TOKENS = [
+    ("A black dog and a tri-colored dog playing .", ["a", "black", "dog", "and", "a", "tri", "colored", "dog", "playing"]),
+    ("The dog's ball and a horse 's lead", ["the", "dog", "s", "ball", "and", "a", "horse", "s", "lead"]),
+    ("They do n't walk; don't run", ["they", "do", "n", "t", "walk", "don", "t", "run"]),
+    ("A man wearing an AT&T cap , number 23 and a 4x4 JEEP", ["a", "man", "wearing", "an", "at", "t", "cap", "number", "23", "and", "a", "4x4", "jeep"]),
+    ('  Two   kids ( # 7 ) say " hi "!!  ', ["two", "kids", "7", "say", "hi"]),
+    ("snow_covered hill/valley...end", ["snow", "covered", "hill", "valley", "end"]),
+    ("---", []),
+]
+
+
+def test_python_in_graph_and_karpathy_tokens_agree():
+    raws = [raw for raw, _ in KARPATHY_TOKENS]
+    expected = [tokens for _, tokens in KARPATHY_TOKENS]
+    assert [text.tokenize_python(raw) for raw in raws] == expected
+    assert text.tokenize_batch(raws) == expected
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
+    def in_graph(strings):  # as the exported encode_text / score / align signatures tokenize
+        return text.tokenize(strings).to_tensor(default_value="")
+
+    dense = in_graph(tf.constant(raws)).numpy().tolist()
+    assert [[word.decode() for word in row if word] for row in dense] == expected
+    # Re-tokenizing Karpathy's tokens (what the readers do with a split JSON) changes nothing.
+    assert text.tokenize_batch([" ".join(tokens) for tokens in expected]) == expected
 
 
 def test_tokenize_python_and_batch_agree():

@@ -36,7 +36,7 @@ def test_summary(world):
     }
     # Train words with count >= 2: a (4), red (2), circle (2), square (2).
     assert summary["vocabulary_size"] == 4
-    assert summary["boxes"] == {"images_with_boxes": 2, "min": 0, "mean": 0.5, "max": 2}
+    assert summary["boxes"] == {"images_with_boxes": 2, "min": 0, "mean": 0.5, "max": 2, "keys_not_in_dataset": 0}
 
 
 def test_dataset_path_accepted(world):
@@ -65,14 +65,13 @@ def test_every_problem_listed(world, tmp_path):
         "../escape.jpg: filename escapes the image root",
         "d.jpg: image file not found",
         "boxes.json: a.jpg: box 2 is degenerate",
-        "boxes.json: key 'ghost.jpg' names no image of the dataset",
         "boxes.json: a.jpg: box 1 [5.0, 5.0, 45.0, 20.0] lies outside the 40x30 image",
     ]
     for message in expected:
         assert sum(message in problem for problem in problems) == 1, (message, problems)
     assert len(problems) == len(expected)
     assert isinstance(caught.value, ValueError)
-    assert "7 problem(s)" in str(caught.value)
+    assert "6 problem(s)" in str(caught.value)
 
 
 def test_malformed_dataset_and_boxes_json(world, tmp_path):
@@ -113,3 +112,54 @@ def test_load_checked(world):
     os.remove(os.path.join(root, "a.jpg"))
     with pytest.raises(validate.DatasetError, match="a.jpg: image file not found"):
         validate.load_checked(config)
+
+
+def test_boxes_of_images_outside_the_dataset_are_ignored_but_checked(world, tmp_path):
+    dataset, root = world
+    boxes_path = tmp_path / "boxes.json"  # one file for train+val+more, as COCO's or Flickr8k's full boxes.json
+    boxes_path.write_text(json.dumps({"a.jpg": [[0, 0, 10, 10]], "val2014/other.jpg": [[0, 0, 5, 5]], "x.jpg": []}))
+    summary = validate.validate_dataset(dataset, root, boxes=str(boxes_path))
+    assert summary["boxes"]["images_with_boxes"] == 1 and summary["boxes"]["keys_not_in_dataset"] == 2
+    boxes_path.write_text(json.dumps({"a.jpg": [[0, 0, 10, 10]], "other.jpg": [[5, 5, 1, 9]], "": []}))
+    with pytest.raises(validate.DatasetError) as caught:
+        validate.validate_dataset(dataset, root, boxes=str(boxes_path))
+    assert len(caught.value.problems) == 2
+    assert "boxes.json: other.jpg: box 0 is degenerate" in caught.value.problems[0]
+    assert "a key is the empty string" in caught.value.problems[1]
+    # "" (`--boxes none`) means whole images only, not a file name.
+    assert validate.validate_dataset(dataset, root, boxes="")["boxes"] is None
+
+
+def test_a_truncated_jpeg_is_a_problem_naming_the_file(world):
+    dataset, root = world
+    path = os.path.join(root, "a.jpg")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (120, 160, 3), np.uint8)).save(path, quality=90)
+    with open(path, "rb") as stream:
+        data = stream.read()
+    assert validate.validate_dataset(dataset, root)["images"] == 4
+    for cut in (len(data) // 2, len(data) - 2):  # mid-scan, and only the end-of-image marker missing
+        with open(path, "wb") as stream:
+            stream.write(data[:cut])
+        with Image.open(path) as image:
+            image.verify()  # what the check used to be: it does not notice
+        with pytest.raises(validate.DatasetError) as caught:
+            validate.validate_dataset(dataset, root)
+        [problem] = caught.value.problems
+        assert problem.startswith(f"{path}: image cannot be decoded (OSError: image file is truncated")
+
+
+def test_load_checked_reads_the_optional_split_fields(tmp_path):
+    from vsa_tf.config import DataConfig
+
+    coco = tmp_path / "captions.json"  # no split in the name
+    coco.write_text(json.dumps({"images": [{"id": 7, "file_name": "a.jpg"}], "annotations": [{"image_id": 7, "caption": "A dog."}]}))
+    make_images(str(tmp_path), ["a.jpg"])
+    config = DataConfig(dataset=str(coco), images=str(tmp_path), min_word_count=1)
+    with pytest.raises(validate.DatasetError, match="give it with --split-of-file"):
+        validate.load_checked(config)
+
+    class WithSplit(DataConfig):  # stands in for a DataConfig that carries the split
+        split_of_file = "val"
+
+    dataset, _, summary = validate.load_checked(WithSplit(dataset=str(coco), images=str(tmp_path), min_word_count=1))
+    assert summary["splits"]["val"] == {"images": 1, "sentences": 1}

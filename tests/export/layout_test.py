@@ -83,10 +83,27 @@ def test_failed_export_leaves_nothing_in_place(tmp_path):
 
     with pytest.raises(RuntimeError, match="tracing failed"):
         layout.write_version(str(tmp_path), "captioner", 1, broken)
-    assert os.listdir(tmp_path / "captioner") == []
+    assert os.listdir(tmp_path) == []  # nor the model folder this call created
     with pytest.raises(ValueError, match="wrote no saved_model.pb"):
         layout.write_version(str(tmp_path), "captioner", 1, lambda path: os.makedirs(path))
     assert layout.existing_versions(str(tmp_path), "captioner") == []
+
+
+def test_write_versions_is_all_or_nothing(tmp_path):
+    base = str(tmp_path)
+    layout.write_versions(base, 1, {"aligner": fake_saved_model("a1"), "captioner": fake_saved_model("c1")})
+
+    def broken(path):
+        os.makedirs(path)
+        raise RuntimeError("tracing failed")
+
+    with pytest.raises(RuntimeError, match="tracing failed"):
+        layout.write_versions(base, 2, {"aligner": fake_saved_model("a2"), "captioner": broken})
+    assert layout.existing_versions(base, "aligner") == layout.existing_versions(base, "captioner") == [1]
+    with pytest.raises(RuntimeError, match="tracing failed"):
+        layout.write_versions(base, 1, {"aligner": fake_saved_model("a2"), "captioner": broken}, overwrite=True)
+    assert read_marker(tmp_path / "aligner" / "1") == "a1"
+    assert sorted(os.listdir(tmp_path / "aligner")) == sorted(os.listdir(tmp_path / "captioner")) == ["1"]
 
 
 @pytest.mark.parametrize("version", [0, -2, "latest", 1.5, True, None])

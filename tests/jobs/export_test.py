@@ -77,3 +77,55 @@ def test_wrong_run_kinds_are_rejected(run_folders, tmp_path):
         export.export_models(alignment_run=caption_dir, out_dir=str(tmp_path))
     with pytest.raises(ValueError, match="needs an alignment run, a caption run, or both"):
         export.export_models(out_dir=str(tmp_path))
+
+
+def folder_listing(root):
+    return sorted(os.path.relpath(os.path.join(folder, name), root) for folder, folders, files in os.walk(root) for name in folders + files)
+
+
+def test_a_missing_caption_run_writes_nothing(run_folders, tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "export_aligner", write_small_saved_model)
+    alignment_dir, _ = run_folders
+    out = str(tmp_path / "saved_models")
+    with pytest.raises(ValueError, match="nope"):
+        export.export_models(alignment_dir, str(tmp_path / "nope"), out_dir=out)
+    assert not os.path.exists(out)
+
+
+def test_a_failure_while_writing_the_second_model_leaves_the_folder_as_it_was(run_folders, tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "export_captioner", write_small_saved_model)
+    monkeypatch.setattr(export, "export_aligner", write_small_saved_model)
+    alignment_dir, caption_dir = run_folders
+    out = str(tmp_path / "saved_models")
+    export.export_models(alignment_dir, caption_dir, out_dir=out, version=1)
+    before = folder_listing(out)
+
+    def fail(signatures, path):
+        os.makedirs(path)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export, "export_captioner", fail)
+    for overwrite, version in ((False, None), (True, 1)):
+        with pytest.raises(OSError, match="disk full"):
+            export.export_models(alignment_dir, caption_dir, out_dir=out, version=version, overwrite=overwrite)
+        assert folder_listing(out) == before  # no aligner/2, aligner/1 not replaced, no staging left
+    monkeypatch.setattr(export, "export_captioner", write_small_saved_model)
+    result = export.export_models(alignment_dir, caption_dir, out_dir=out)
+    assert layout.existing_versions(out, "aligner") == layout.existing_versions(out, "captioner") == [1, 2]
+    assert result["aligner"]["version"] == 2
+
+
+def test_exported_files_get_ordinary_permissions(run_folders, tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "export_captioner", write_small_saved_model)
+    _, caption_dir = run_folders
+    out = str(tmp_path / "saved_models")
+    previous = os.umask(0o022)
+    try:
+        result = export.export_models(caption_run=caption_dir, out_dir=out)
+        export.write_export_summary(result, str(tmp_path / "export.json"))
+    finally:
+        os.umask(previous)
+    assets = os.path.join(result["captioner"]["path"], layout.ASSETS_EXTRA)
+    written = [result["models_config"], result["batching_config"], str(tmp_path / "export.json")]
+    written += [os.path.join(assets, name) for name in os.listdir(assets)]
+    assert {path: oct(os.stat(path).st_mode & 0o777) for path in written} == {path: "0o644" for path in written}

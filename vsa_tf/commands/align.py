@@ -5,23 +5,35 @@ Handlers only parse arguments and call `vsa_tf.jobs.alignment`.
 
 import json
 
-from vsa_tf.commands import add_strategy_argument
+from vsa_tf.commands import BOXES_HELP, add_strategy_argument, boxes_argument
 
 
 def _add_data_arguments(parser, required=True):
     parser.add_argument("--dataset", required=required, default=None, help="captions file (Karpathy JSON, COCO JSON or Flickr8k txt)")
     parser.add_argument("--images", required=required, default=None, help="image root folder")
-    parser.add_argument("--boxes", default=None, help="boxes JSON (filename -> [[x0, y0, x1, y1], ...] pixels, best first)")
+    parser.add_argument(
+        "--boxes", type=boxes_argument, default=None,
+        help=BOXES_HELP + ("" if required else " (default: the run's)"),
+    )
     parser.add_argument("--features", default=None, help="cached region features folder (with --feature-mode cached)")
+    if required:  # evaluation takes the run's own restval setting (jobs.alignment keeps the run's DataConfig)
+        parser.add_argument("--no-restval-to-train", action="store_true", help="keep Karpathy's restval split apart")
 
 
 def _data_config(args, for_training=True):
     """A DataConfig from the arguments (for a run that exists, only the data locations are taken)."""
     from vsa_tf.config import DataConfig
 
-    values = {"dataset": args.dataset or "", "images": args.images or "", "boxes": args.boxes, "features": args.features}
+    values = {
+        "dataset": args.dataset or "",
+        "images": args.images or "",
+        "boxes": args.boxes,
+        "features": args.features,
+        "restval_to_train": not getattr(args, "no_restval_to_train", False),
+    }
     if for_training:
         values.update(
+            boxes=args.boxes or None,
             image_size=tuple(args.image_size),
             max_boxes=args.max_boxes,
             max_words=args.max_words,
@@ -39,6 +51,10 @@ def register(subparsers):
     parser.add_argument("--max-words", type=int, default=16)
     parser.add_argument("--min-word-count", type=int, default=5)
     parser.add_argument("--feature-mode", choices=("pixels", "cached"), default="pixels")
+    parser.add_argument(
+        "--feature-normalization", choices=("none", "l2"), default="none",
+        help="cached mode: divide each region feature by its L2 norm first (use l2 with pretrained CNN features)",
+    )
     parser.add_argument("--region-dim", type=int, default=256, help="h, the multimodal space size (paper: 1000)")
     parser.add_argument("--embedding-dim", type=int, default=300)
     parser.add_argument("--hidden-dim", type=int, default=300)
@@ -103,6 +119,7 @@ def run_train_align(args):
     config = AlignmentConfig(
         data=data_config,
         feature_mode=args.feature_mode,
+        feature_normalization=args.feature_normalization,
         region_dim=args.region_dim,
         embedding_dim=args.embedding_dim,
         hidden_dim=args.hidden_dim,

@@ -2,7 +2,7 @@
 
 import json
 
-from vsa_tf.commands import add_strategy_argument
+from vsa_tf.commands import BOXES_HELP, add_strategy_argument, boxes_argument
 
 
 def _add_data_arguments(parser, required=True):
@@ -11,21 +11,27 @@ def _add_data_arguments(parser, required=True):
     parser.add_argument("--features", default=None, help="cached whole-image features folder (instead of pixels)")
     parser.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("HEIGHT", "WIDTH"), help="resize images to this size")
     parser.add_argument("--min-word-count", type=int, default=None, help="rarer train words map to the unknown token")
+    parser.add_argument(
+        "--no-restval-to-train", action="store_true", default=None,
+        help="keep Karpathy's restval split apart (default: the config's or the run's)",
+    )
 
 
 def _data_config(args, base=None):
     from vsa_tf.config import DataConfig
 
     base = base or DataConfig()
-    changes = {"dataset": args.dataset, "images": args.images}
+    changes = {key: value for key, value in (("dataset", args.dataset), ("images", args.images)) if value is not None}
     if args.features is not None:
         changes["features"] = args.features
     if args.image_size is not None:
         changes["image_size"] = tuple(args.image_size)
     if args.min_word_count is not None:
         changes["min_word_count"] = args.min_word_count
+    if args.no_restval_to_train:
+        changes["restval_to_train"] = False
     if getattr(args, "boxes", None) is not None:
-        changes["boxes"] = args.boxes
+        changes["boxes"] = args.boxes or None  # --boxes none clears the config's boxes
     return base.replace(**changes)
 
 
@@ -38,7 +44,7 @@ def register(subparsers):
     )
     _add_data_arguments(train)
     train.add_argument("--out", required=True, help="run folder (an interrupted run resumes)")
-    train.add_argument("--boxes", default=None, help="boxes JSON (kept in the run's data config)")
+    train.add_argument("--boxes", type=boxes_argument, default=None, help=BOXES_HELP + " (kept in the run's data config)")
     train.add_argument("--snippets", default=None, help="snippets JSON from `vsa-tf align`: train region captions")
     train.add_argument("--config", default=None, help="a CaptionConfig JSON file to start from")
     train.add_argument("--epochs", type=int, default=None)
@@ -67,7 +73,10 @@ def register(subparsers):
     caption.add_argument("--run", required=True, help="caption run folder")
     caption.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     caption.add_argument("--beam", type=int, default=None, help="beam size (default: the run's, 7; 1 = greedy)")
-    caption.add_argument("--boxes", default=None, help="boxes JSON keyed by the image path or its basename")
+    caption.add_argument(
+        "--boxes", type=boxes_argument, default=None,
+        help="boxes JSON keyed by the image path or its basename; 'none' = whole images only",
+    )
     caption.add_argument("--json", dest="json_path", default=None, help="also write the captions here")
     caption.set_defaults(handler=run_caption)
 
@@ -127,7 +136,7 @@ def run_caption(args):
     from vsa_tf.config import atomic_write_text
     from vsa_tf.jobs.captioning import caption_images
 
-    results = caption_images(args.run, args.images, boxes=args.boxes, beam=args.beam)
+    results = caption_images(args.run, args.images, boxes=args.boxes or None, beam=args.beam)
     for result in results:
         where = "" if result["box"] is None else " [" + ", ".join(f"{value:g}" for value in result["box"]) + "]"
         print(f"{result['image']}{where}: {result['caption']}")
@@ -138,8 +147,9 @@ def run_caption(args):
 
 def _optional_data_config(args, run_dir):
     if args.dataset is None and args.images is None:
-        return None
-    if args.dataset is None or args.images is None:
+        if not args.no_restval_to_train:
+            return None  # the run's own data
+    elif args.dataset is None or args.images is None:
         raise ValueError("give both --dataset and --images, or neither (to use the run's own)")
     from vsa_tf.jobs.runs import read_run_config
     from vsa_tf.config import DataConfig

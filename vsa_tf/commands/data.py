@@ -1,7 +1,10 @@
-"""`vsa-tf synth` (write the synthetic world) and `vsa-tf validate` (check a dataset, print a summary)."""
+"""`vsa-tf synth` (write the synthetic world), `vsa-tf validate` (check a dataset, print a summary) and
+`vsa-tf convert-dataset` (any captions file -> Karpathy split JSON)."""
 
 import json
 import sys
+
+from vsa_tf.commands import BOXES_HELP, boxes_argument
 
 
 def register(subparsers):
@@ -30,12 +33,50 @@ def register(subparsers):
     )
     validate.add_argument("--dataset", required=True, help="captions file")
     validate.add_argument("--images", required=True, help="image root folder")
-    validate.add_argument("--boxes", default=None, help="optional region boxes JSON")
+    validate.add_argument("--boxes", type=boxes_argument, default=None, help=BOXES_HELP)
     validate.add_argument("--min-word-count", type=int, default=5, help="vocabulary minimum train count (default 5)")
-    validate.add_argument("--no-restval-to-train", action="store_true", help="keep Karpathy's restval split apart")
+    add_dataset_format_arguments(validate)
     validate.add_argument("--full-decode", action="store_true", help="decode every image fully (slower)")
     validate.add_argument("--json", action="store_true", help="print the summary as JSON")
     validate.set_defaults(handler=run_validate)
+
+    convert = subparsers.add_parser(
+        "convert-dataset",
+        help="write any captions file as Karpathy split JSON (fixing a COCO file's split or a token file's split lists)",
+        description=(
+            "Reads a COCO captions JSON (its split from the file name or --split-of-file) or a Flickr token file "
+            "(with --split-files) and writes Karpathy split JSON (raw captions and tokens), which every training "
+            "and evaluation command reads with no further options."
+        ),
+    )
+    convert.add_argument("--dataset", required=True, help="captions file")
+    add_dataset_format_arguments(convert)
+    convert.add_argument("--out", required=True, help="Karpathy split JSON to write")
+    convert.set_defaults(handler=run_convert_dataset)
+
+
+def add_dataset_format_arguments(parser):
+    """`--no-restval-to-train`, `--split-of-file`, `--split-files` of the commands that read a captions file."""
+    from vsa_tf.data.records import SPLITS
+
+    parser.add_argument("--no-restval-to-train", action="store_true", help="keep Karpathy's restval split apart")
+    parser.add_argument(
+        "--split-of-file", choices=SPLITS, default=None,
+        help="COCO captions JSON: the split of its images (default: from the file name, e.g. captions_val2014 -> val)",
+    )
+    parser.add_argument(
+        "--split-files", nargs=3, default=None, metavar=("TRAIN", "VAL", "TEST"),
+        help="Flickr token file: image list files of each split ('-' = none; default: Flickr_8k.*Images.txt beside it)",
+    )
+
+
+def _read_dataset(args):
+    from vsa_tf.data import readers
+
+    return readers.read_dataset(
+        args.dataset, restval_to_train=not args.no_restval_to_train,
+        split_files=readers.split_files_argument(args.split_files), split_of_file=args.split_of_file,
+    )
 
 
 def run_synth(args):
@@ -60,15 +101,16 @@ def format_summary(summary):
             f"boxes: {boxes['images_with_boxes']} images with boxes; per image min {boxes['min']}, "
             f"mean {boxes['mean']:.2f}, max {boxes['max']}"
         )
+        if boxes.get("keys_not_in_dataset"):
+            lines.append(f"boxes: note: {boxes['keys_not_in_dataset']} keys name images not in this dataset (ignored)")
     return "\n".join(lines)
 
 
 def run_validate(args):
-    from vsa_tf.data import readers
     from vsa_tf.data import validate
 
     try:
-        dataset = readers.read_dataset(args.dataset, restval_to_train=not args.no_restval_to_train)
+        dataset = _read_dataset(args)
         summary = validate.validate_dataset(
             dataset, args.images, boxes=args.boxes, min_word_count=args.min_word_count, full_decode=args.full_decode
         )
@@ -81,4 +123,14 @@ def run_validate(args):
         print(f"vsa-tf validate: {error}", file=sys.stderr)
         return 1
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
+
+
+def run_convert_dataset(args):
+    from vsa_tf.data import readers
+
+    dataset = _read_dataset(args)
+    readers.write_karpathy_json(dataset, args.out)
+    counts = dataset.sentence_counts()
+    print(json.dumps({"out": args.out, "splits": {split: {"images": value[0], "sentences": value[1]} for split, value in counts.items()}}))
     return 0

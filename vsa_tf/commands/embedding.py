@@ -5,13 +5,14 @@ The joint embedding and SC-NLM of Kiros et al. 2014; handlers parse and call `vs
 
 import json
 
-from vsa_tf.commands import add_strategy_argument
+from vsa_tf.commands import BOXES_HELP, add_strategy_argument, boxes_argument
 
 
 def _add_data_arguments(parser, required=True, image_size=(128, 128)):
     parser.add_argument("--dataset", required=required, help="captions file (Karpathy JSON, COCO JSON or Flickr8k txt)")
     parser.add_argument("--images", required=required, help="image root folder")
-    parser.add_argument("--boxes", default=None, help="optional boxes JSON (pixel mode)")
+    parser.add_argument("--boxes", type=boxes_argument, default=None, help="optional " + BOXES_HELP + " (pixel mode)")
+    parser.add_argument("--no-restval-to-train", action="store_true", help="keep Karpathy's restval split apart")
     parser.add_argument("--features", default=None, help="optional cached region features folder")
     parser.add_argument("--max-words", type=int, default=16)
     parser.add_argument("--min-word-count", type=int, default=5)
@@ -27,8 +28,9 @@ def _data_config(args):
     return DataConfig(
         dataset=args.dataset or "",
         images=args.images or "",
-        boxes=args.boxes,
+        boxes=args.boxes or None,
         features=args.features,
+        restval_to_train=not args.no_restval_to_train,
         max_words=args.max_words,
         min_word_count=args.min_word_count,
         image_size=tuple(args.image_size),

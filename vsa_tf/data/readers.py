@@ -149,7 +149,10 @@ def read_flickr_tokens(path, split_files=None):
         split_files = {split: os.path.join(folder, name) for split, name in FLICKR8K_SPLIT_FILES.items()}
         missing = [file for file in split_files.values() if not os.path.isfile(file)]
         if missing:
-            raise ValueError(f"{path}: split files not found next to the token file: {missing}; pass split_files")
+            raise ValueError(
+                f"{path}: split files not found next to the token file: {missing}; give the image lists "
+                "with --split-files TRAIN VAL TEST (split_files={'train': ..., 'val': ..., 'test': ...})"
+            )
     unknown = sorted(set(split_files) - set(records_lib.SPLITS))
     if unknown:
         raise ValueError(f"split_files: unknown split(s) {unknown}; expected some of {records_lib.SPLITS}")
@@ -187,7 +190,7 @@ def coco_from_json(data, path, split=None, filepath=None):
     if split not in records_lib.SPLITS:
         raise ValueError(
             f"{path}: cannot tell the split from the file name and none was given (received {split!r}); "
-            f"pass split= one of {records_lib.SPLITS}"
+            f"give it with --split-of-file (split=), one of {records_lib.SPLITS}"
         )
     images = _require(data, "images", path, "the top level")
     annotations = _require(data, "annotations", path, "the top level")
@@ -229,15 +232,30 @@ def read_coco_captions(path, split=None, filepath=None):
     return coco_from_json(load_json(path, "COCO captions JSON"), path, split=split, filepath=filepath)
 
 
-def read_dataset(path, restval_to_train=True, split_files=None):
-    """Reads any supported format, detected from the content (JSON) or a `.txt`/`.token` extension (Flickr8k)."""
+def read_dataset(path, restval_to_train=True, split_files=None, split_of_file=None):
+    """Reads any supported format, detected from the content (JSON) or a `.txt`/`.token` extension (Flickr8k).
+
+    Args:
+        path: the captions file.
+        restval_to_train: Karpathy JSON: whether `restval` joins `train`.
+        split_files: Flickr token file: `{"train"|"val"|"test": image list path}` (default: Flickr8k's
+            `Flickr_8k.*Images.txt` next to the token file).
+        split_of_file: COCO captions JSON: the split of every image (default: from the file name).
+    """
     if not os.path.isfile(path):
         raise ValueError(f"{path}: dataset file not found")
-    if path.lower().endswith((".txt", ".token")):
+    is_token_file = path.lower().endswith((".txt", ".token"))
+    if split_files is not None and not is_token_file:
+        raise ValueError(f"{path}: split files (--split-files) apply to a Flickr token file (.txt/.token) only")
+    if is_token_file:
+        if split_of_file is not None:
+            raise ValueError(f"{path}: --split-of-file applies to a COCO captions JSON only; a token file takes --split-files")
         return read_flickr_tokens(path, split_files=split_files)
     data = load_json(path, "dataset file")
     if isinstance(data, dict) and "annotations" in data:
-        return coco_from_json(data, path)
+        return coco_from_json(data, path, split=split_of_file)
+    if split_of_file is not None:
+        raise ValueError(f"{path}: --split-of-file applies to a COCO captions JSON only; a Karpathy JSON names each image's split")
     if isinstance(data, dict) and "images" in data:
         return karpathy_from_json(data, path, restval_to_train=restval_to_train)
     keys = sorted(data) if isinstance(data, dict) else type(data).__name__
@@ -245,3 +263,43 @@ def read_dataset(path, restval_to_train=True, split_files=None):
         f"{path}: unknown dataset format (top level {keys}); expected Karpathy split JSON ('images' with "
         "'sentences'), COCO captions JSON ('images' and 'annotations') or a Flickr8k token .txt"
     )
+
+
+def read_data_config(config):
+    """`read_dataset` of a `DataConfig` (its optional `split_files` / `split_of_file`, when it has them)."""
+    return read_dataset(
+        config.dataset,
+        restval_to_train=config.restval_to_train,
+        split_files=getattr(config, "split_files", None),
+        split_of_file=getattr(config, "split_of_file", None),
+    )
+
+
+def split_files_argument(paths):
+    """`--split-files TRAIN VAL TEST` (3 paths; '-' = no such split) -> {split: path}, or None if not given."""
+    if paths is None:
+        return None
+    if len(paths) != 3:
+        raise ValueError(f"--split-files takes 3 paths (train, val, test; '-' for none), received {list(paths)}")
+    return {split: file for split, file in zip(("train", "val", "test"), paths) if file != "-"}
+
+
+def write_karpathy_json(dataset, path):
+    """Writes a `CaptionDataset` as Karpathy split JSON (raw captions and their tokens), atomically.
+
+    Every command reads the result, whatever format the dataset came from (a COCO file whose split was
+    given, a Flickr token file with its split lists), so the split choice is made once.
+    """
+    from vsa_tf.config import atomic_write_text
+
+    images = [
+        {
+            "filename": record.filename,
+            "imgid": record.image_id,
+            "split": record.split,
+            "sentences": [{"raw": sentence.raw, "tokens": list(sentence.tokens)} for sentence in record.sentences],
+        }
+        for record in dataset.records
+    ]
+    atomic_write_text(path, json.dumps({"dataset": dataset.name, "images": images}, ensure_ascii=False) + "\n")
+    return path

@@ -47,6 +47,8 @@ import numpy as np
 from PIL import Image
 from PIL import ImageDraw
 
+from vsa_tf.config import default_file_mode
+
 SHAPES = ("circle", "square", "triangle", "star", "cross", "diamond")
 COLORS = ("red", "green", "blue", "yellow", "purple", "orange")
 SIZES = ("small", "large")
@@ -887,7 +889,7 @@ def generate_world(
     os.makedirs(parent, exist_ok=True)
     temporary = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(out_dir)}.tmp-")
     try:
-        os.chmod(temporary, 0o755)
+        os.chmod(temporary, default_file_mode(directory=True))  # mkdtemp makes 0700; out_dir is shared
         os.makedirs(os.path.join(temporary, "images"))
         dataset_images, truth_images, boxes, twins = [], {}, {}, []
         words = set()

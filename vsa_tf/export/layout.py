@@ -114,23 +114,62 @@ def write_version(base_dir, name, version, write_function, overwrite=False):
             must write the complete SavedModel there.
         overwrite: replace an existing version.
     """
-    target = check_can_write(base_dir, name, version, overwrite)
-    parent = os.path.dirname(target)
-    os.makedirs(parent, exist_ok=True)
-    # Hidden, non-numeric names: TF Serving's file-system poller ignores them.
-    staging_root = tempfile.mkdtemp(dir=parent, prefix=f".tmp-{version}-")
-    staging = os.path.join(staging_root, "model")
+    return write_versions(base_dir, version, {name: write_function}, overwrite=overwrite)[name]
+
+
+def write_versions(base_dir, version, write_functions, overwrite=False):
+    """Writes several models' SavedModels at one version, all or none; returns {name: folder}.
+
+    Every model is first written completely into a hidden staging folder beside its target; only
+    when all of them are written are they renamed into place. If any write (or a rename) fails,
+    the versions renamed so far are taken back out and replaced versions put back, so ``base_dir``
+    is left as it was.
+
+    Args:
+        base_dir: the model base folder (`saved_models`).
+        version: positive integer.
+        write_functions: {model name: function(path)} writing a complete SavedModel at ``path``
+            (a folder that does not exist yet).
+        overwrite: replace existing versions.
+    """
+    targets = {name: check_can_write(base_dir, name, version, overwrite) for name in write_functions}
+    folders = [base_dir] + [os.path.dirname(target) for target in targets.values()]
+    created = [folder for folder in folders if not os.path.isdir(folder)]
+    staging_roots = {}
+    installed = []  # (target, staging root) of the versions renamed into place
     try:
-        write_function(staging)
-        if not os.path.exists(os.path.join(staging, "saved_model.pb")):
-            raise ValueError(f"Export of {name} version {version} wrote no saved_model.pb into {staging}")
-        if os.path.exists(target):
-            retired = os.path.join(staging_root, "replaced")
-            os.replace(target, retired)
-        os.replace(staging, target)
+        for name, write_function in write_functions.items():
+            parent = os.path.dirname(targets[name])
+            os.makedirs(parent, exist_ok=True)
+            # Hidden, non-numeric names: TF Serving's file-system poller ignores them.
+            staging_roots[name] = tempfile.mkdtemp(dir=parent, prefix=f".tmp-{version}-")
+            staging = os.path.join(staging_roots[name], "model")
+            write_function(staging)
+            if not os.path.exists(os.path.join(staging, "saved_model.pb")):
+                raise ValueError(f"Export of {name} version {version} wrote no saved_model.pb into {staging}")
+        for name, target in targets.items():
+            staging_root = staging_roots[name]
+            if os.path.exists(target):
+                os.replace(target, os.path.join(staging_root, "replaced"))
+            os.replace(os.path.join(staging_root, "model"), target)
+            installed.append((target, staging_root))
+    except BaseException:
+        for target, staging_root in reversed(installed):
+            os.replace(target, os.path.join(staging_root, "failed"))
+            if os.path.exists(os.path.join(staging_root, "replaced")):
+                os.replace(os.path.join(staging_root, "replaced"), target)
+        for name, target in targets.items():  # a rename interrupted between its two steps
+            replaced = os.path.join(staging_roots.get(name, ""), "replaced")
+            if name in staging_roots and not os.path.exists(target) and os.path.exists(replaced):
+                os.replace(replaced, target)
+        raise
     finally:
-        shutil.rmtree(staging_root, ignore_errors=True)
-    return target
+        for staging_root in staging_roots.values():
+            shutil.rmtree(staging_root, ignore_errors=True)
+        for folder in reversed(created):  # folders this call created and left empty (after a failure)
+            if os.path.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
+    return targets
 
 
 def write_assets_extra(saved_model_dir, files=None, texts=None):

@@ -73,7 +73,8 @@ def _assets(run, info):
     }
 
 
-def _write_model(out_dir, name, version, overwrite, export_function, signatures, run, run_dir, extra_info):
+def _writer(name, version, export_function, signatures, run, run_dir, extra_info):
+    """A `layout.write_versions` write function for one model, and the info dict it fills in."""
     info = {
         "model": name,
         "version": version,
@@ -90,12 +91,15 @@ def _write_model(out_dir, name, version, overwrite, export_function, signatures,
         info["signatures"] = audit.signature_summary(path)
         layout.write_assets_extra(path, texts=_assets(run, info))
 
-    path = layout.write_version(out_dir, name, version, write, overwrite=overwrite)
-    return {"path": path, "version": version, "signatures": info["signatures"]}
+    return write, info
 
 
 def export_models(alignment_run=None, caption_run=None, out_dir="saved_models", version=None, beam=7, overwrite=False):
     """Exports the aligner and/or the captioner as `out_dir/<name>/<version>/` SavedModels.
+
+    All or nothing: every run is loaded and checked before anything is written, and the models are
+    renamed into place only once all of them are written (`layout.write_versions`), so a failed
+    export leaves ``out_dir`` as it was.
 
     Args:
         alignment_run: an alignment run folder (or loaded run), exported as "aligner"; optional.
@@ -115,22 +119,22 @@ def export_models(alignment_run=None, caption_run=None, out_dir="saved_models", 
     for name in names:  # fail before exporting anything
         layout.check_can_write(out_dir, name, version, overwrite)
 
-    result = {}
+    writers = {}  # name -> (write function, info); every run is loaded before the first write
     if alignment_run is not None:
         run, run_dir = _load(alignment_run, "alignment")
         signatures = aligner_signatures(run)
         extra = {"max_boxes": signatures.max_boxes, "max_words": signatures.max_words, "image_size": list(signatures.image_size)}
-        result[layout.ALIGNER_NAME] = _write_model(
-            out_dir, layout.ALIGNER_NAME, version, overwrite, export_aligner, signatures, run, run_dir, extra
-        )
+        writers[layout.ALIGNER_NAME] = _writer(layout.ALIGNER_NAME, version, export_aligner, signatures, run, run_dir, extra)
     if caption_run is not None:
         run, run_dir = _load(caption_run, "caption")
         signatures = captioner_signatures(run, beam)
         extra = {"beam": signatures.beam_size, "max_length": signatures.max_length, "image_size": list(signatures.image_size)}
-        result[layout.CAPTIONER_NAME] = _write_model(
-            out_dir, layout.CAPTIONER_NAME, version, overwrite, export_captioner, signatures, run, run_dir, extra
-        )
+        writers[layout.CAPTIONER_NAME] = _writer(layout.CAPTIONER_NAME, version, export_captioner, signatures, run, run_dir, extra)
 
+    paths = layout.write_versions(out_dir, version, {name: write for name, (write, _) in writers.items()}, overwrite=overwrite)
+    result = {
+        name: {"path": paths[name], "version": version, "signatures": info["signatures"]} for name, (_, info) in writers.items()
+    }
     served = [name for name in (layout.CAPTIONER_NAME, layout.ALIGNER_NAME) if layout.existing_versions(out_dir, name)]
     models_config, batching_config = layout.write_server_configs(out_dir, served)
     result["models_config"] = models_config
