@@ -75,7 +75,7 @@ def register(subparsers):
     caption.add_argument("--beam", type=int, default=None, help="beam size (default: the run's, 7; 1 = greedy)")
     caption.add_argument(
         "--boxes", type=boxes_argument, default=None,
-        help="boxes JSON keyed by the image path or its basename; 'none' = whole images only",
+        help="boxes JSON keyed by the image path, its trailing components (sub/a.jpg) or its basename; an image with no key is captioned whole, with a warning; 'none' = whole images only",
     )
     caption.add_argument("--json", dest="json_path", default=None, help="also write the captions here")
     caption.set_defaults(handler=run_caption)

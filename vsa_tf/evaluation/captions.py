@@ -303,8 +303,8 @@ def nearest_neighbour_captions(query_features, train_features, train_captions, c
 def verbatim_fraction(candidates, training_captions):
     """Fraction of candidate captions found verbatim among the training captions.
 
-    Both sides are compared after the project's tokenisation (lowercase, non-alphanumerics dropped,
-    words joined by one space), so punctuation and case do not matter.
+    Both sides are compared after the project's tokenisation (lowercase, every run of non-alphanumerics
+    separates words, words joined by one space), so punctuation and case do not matter.
 
     Args:
         candidates: {id: str} or a list of strings.

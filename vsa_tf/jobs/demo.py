@@ -41,6 +41,8 @@ class DemoConfig(ConfigMixin):
         alignment_epochs, caption_epochs, embedding_epochs: training epochs of each model.
         alignment_batch_size, caption_batch_size: pairs per batch.
         region_dim: h of the alignment model.
+        pool_size: RoIAlign bins per side of the alignment model's regions and the captioners' images
+            (concatenated, not averaged: 3 x 3 bins of the stride-8 map keep each object's shape).
         caption_hidden: hidden size of the multimodal RNN.
         betas: MRF smoothness values whose alignment accuracy is reported.
         snippet_beta: β of the snippets the region captioner trains on.
@@ -64,6 +66,7 @@ class DemoConfig(ConfigMixin):
     alignment_batch_size: int = 50
     caption_batch_size: int = 64
     region_dim: int = 256
+    pool_size: int = 3
     caption_hidden: int = 256
     betas: typing.Tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 5.0)
     snippet_beta: float = 1.0
@@ -199,7 +202,7 @@ def run_demo(config):
     alignment_config = AlignmentConfig(
         data=data, region_dim=config.region_dim, embedding_dim=min(300, 4 * config.region_dim // 2),
         hidden_dim=config.region_dim, epochs=config.alignment_epochs, batch_size=config.alignment_batch_size,
-        seed=config.seed,
+        pool_size=config.pool_size, seed=config.seed,
     )
     brnn_dir = os.path.join(runs_dir, "alignment_brnn")
     bow_dir = os.path.join(runs_dir, "alignment_bow")
@@ -242,7 +245,7 @@ def run_demo(config):
     caption_config = CaptionConfig(
         data=data, hidden_dim=config.caption_hidden, embedding_dim=config.caption_hidden, epochs=config.caption_epochs,
         batch_size=config.caption_batch_size, beam_size=config.beam_size, seed=config.seed,
-        image_normalization="layer", dropout=0.2,
+        image_normalization="layer", dropout=0.2, pool_size=config.pool_size,
     )
     full_dir = os.path.join(runs_dir, "caption_full_frame")
     region_dir = os.path.join(runs_dir, "caption_regions")
