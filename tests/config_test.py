@@ -37,6 +37,26 @@ def test_rejects_unknown_choices_with_the_received_value():
         CaptionConfig(image_normalization="batch")
 
 
+def test_data_config_split_options_round_trip_and_default_for_older_files(tmp_path):
+    config = AlignmentConfig(data=DataConfig(dataset="captions.json", images="images", split_of_file="train"))
+    path = str(tmp_path / "config.json")
+    save_config(config, path)
+    assert load_config(AlignmentConfig, path).data.split_of_file == "train"
+    flickr = DataConfig(dataset="tokens.txt", split_files={"train": "train.txt", "test": "test.txt"})
+    assert DataConfig.from_json(flickr.to_json()) == flickr
+    values = DataConfig().to_dict()
+    del values["split_of_file"], values["split_files"]
+    older = DataConfig.from_dict(values)
+    assert older.split_of_file is None and older.split_files is None
+
+
+def test_data_config_rejects_a_bad_split_with_the_received_value():
+    with pytest.raises(ValueError, match="DataConfig.split_of_file must be one of \\['train', 'val', 'test'\\] or None, received 'dev'"):
+        DataConfig(split_of_file="dev")
+    with pytest.raises(ValueError, match="DataConfig.split_files must map splits .* received \\{'restval': 'r.txt'\\}"):
+        DataConfig(split_files={"restval": "r.txt"})
+
+
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
 def test_atomic_writes_give_the_mode_a_plain_open_would(tmp_path, umask, mode):
     from vsa_tf.config import atomic_write_bytes, atomic_write_text

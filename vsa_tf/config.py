@@ -10,6 +10,8 @@ import os
 import tempfile
 import typing
 
+from vsa_tf.data.records import SPLITS as DATA_SPLITS
+
 
 class ConfigMixin:
     """JSON round-trip shared by every config dataclass."""
@@ -107,6 +109,12 @@ class DataConfig(ConfigMixin):
         min_word_count: words seen fewer times in the train split map to the unknown token.
         restval_to_train: whether Karpathy's `restval` split joins `train`.
         features: optional folder of cached region features (sharded TFRecords) used instead of pixels.
+        split_of_file: COCO captions JSON whose name does not say its split (e.g. `captions.json`):
+            "train", "val" or "test", the split of all its images; None takes it from the file name
+            (`captions_val2014.json` -> val). Only a COCO captions JSON accepts it.
+        split_files: Flickr token file (`.txt`/`.token`): `{"train"|"val"|"test": image list file}`,
+            one filename a line (a split left out has no images); None reads Flickr8k's
+            `Flickr_8k.{train,dev,test}Images.txt` beside the token file. Only a token file accepts it.
     """
 
     dataset: str = ""
@@ -118,9 +126,22 @@ class DataConfig(ConfigMixin):
     min_word_count: int = 5
     restval_to_train: bool = True
     features: typing.Optional[str] = None
+    split_of_file: typing.Optional[str] = None
+    split_files: typing.Optional[typing.Dict[str, str]] = None
 
     def __post_init__(self):
         self.image_size = tuple(self.image_size)
+        if self.split_of_file is not None and self.split_of_file not in DATA_SPLITS:
+            raise ValueError(f"DataConfig.split_of_file must be one of {list(DATA_SPLITS)} or None, received {self.split_of_file!r}")
+        if self.split_files is not None:
+            if not isinstance(self.split_files, dict) or not all(
+                split in DATA_SPLITS and isinstance(path, str) and path for split, path in self.split_files.items()
+            ):
+                raise ValueError(
+                    f"DataConfig.split_files must map splits among {list(DATA_SPLITS)} to image list paths, "
+                    f"received {self.split_files!r}"
+                )
+            self.split_files = dict(self.split_files)
 
 
 def _data_config(value):

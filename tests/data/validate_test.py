@@ -158,8 +158,5 @@ def test_load_checked_reads_the_optional_split_fields(tmp_path):
     with pytest.raises(validate.DatasetError, match="give it with --split-of-file"):
         validate.load_checked(config)
 
-    class WithSplit(DataConfig):  # stands in for a DataConfig that carries the split
-        split_of_file = "val"
-
-    dataset, _, summary = validate.load_checked(WithSplit(dataset=str(coco), images=str(tmp_path), min_word_count=1))
+    dataset, _, summary = validate.load_checked(config.replace(split_of_file="val"))
     assert summary["splits"]["val"] == {"images": 1, "sentences": 1}

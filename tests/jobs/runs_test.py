@@ -99,3 +99,18 @@ def test_check_same_run_reads_an_older_runs_relative_paths_from_the_working_dire
     check_same_run(run, AlignmentConfig(data=absolute))
     with pytest.raises(ValueError, match=r"region_dim: 256 -> 48"):
         check_same_run(run, AlignmentConfig(data=absolute, region_dim=48))
+
+
+def test_split_options_get_absolute_paths_and_stay_with_their_captions_file(tmp_path, monkeypatch):
+    from vsa_tf.config import DataConfig
+    from vsa_tf.jobs.runs import absolute_data_paths, with_dataset
+
+    monkeypatch.chdir(tmp_path)
+    flickr = absolute_data_paths(DataConfig(dataset="tokens.txt", split_files={"train": "lists/train.txt"}))
+    assert flickr.split_files == {"train": str(tmp_path / "lists" / "train.txt")}
+    coco = absolute_data_paths(DataConfig(dataset="captions.json", split_of_file="train"))
+    assert with_dataset(coco, "captions.json", images="elsewhere").split_of_file == "train"  # the run's own file
+    assert with_dataset(coco, None).split_of_file == "train"
+    other = with_dataset(coco, "karpathy.json")  # another file does not inherit the run's split
+    assert other.dataset == "karpathy.json" and other.split_of_file is None and other.split_files is None
+    assert with_dataset(coco, "val.json", split_of_file="val").split_of_file == "val"

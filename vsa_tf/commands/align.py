@@ -5,7 +5,7 @@ Handlers only parse arguments and call `vsa_tf.jobs.alignment`.
 
 import json
 
-from vsa_tf.commands import BOXES_HELP, add_strategy_argument, boxes_argument
+from vsa_tf.commands import BOXES_HELP, add_split_arguments, add_strategy_argument, boxes_argument, split_options
 
 
 def _add_data_arguments(parser, required=True):
@@ -18,10 +18,11 @@ def _add_data_arguments(parser, required=True):
     parser.add_argument("--features", default=None, help="cached region features folder (with --feature-mode cached)")
     if required:  # evaluation takes the run's own restval setting (jobs.alignment keeps the run's DataConfig)
         parser.add_argument("--no-restval-to-train", action="store_true", help="keep Karpathy's restval split apart")
+    add_split_arguments(parser, of_run=not required)
 
 
 def _data_config(args, for_training=True):
-    """A DataConfig from the arguments (for a run that exists, only the data locations are taken)."""
+    """A DataConfig from the arguments (for a run that exists, only the data locations and split options are taken)."""
     from vsa_tf.config import DataConfig
 
     values = {
@@ -30,6 +31,7 @@ def _data_config(args, for_training=True):
         "boxes": args.boxes,
         "features": args.features,
         "restval_to_train": not getattr(args, "no_restval_to_train", False),
+        **split_options(args),
     }
     if for_training:
         values.update(

@@ -2,7 +2,7 @@
 
 import json
 
-from vsa_tf.commands import BOXES_HELP, add_strategy_argument, boxes_argument
+from vsa_tf.commands import BOXES_HELP, add_split_arguments, add_strategy_argument, boxes_argument, split_options
 
 
 def _add_data_arguments(parser, required=True):
@@ -15,13 +15,17 @@ def _add_data_arguments(parser, required=True):
         "--no-restval-to-train", action="store_true", default=None,
         help="keep Karpathy's restval split apart (default: the config's or the run's)",
     )
+    add_split_arguments(parser, of_run=not required)
 
 
 def _data_config(args, base=None):
+    """`base` (a config file's or a run's DataConfig) with the data arguments given; another --dataset does not
+    keep base's split options (`vsa_tf.jobs.runs.with_dataset`)."""
     from vsa_tf.config import DataConfig
+    from vsa_tf.jobs.runs import with_dataset
 
     base = base or DataConfig()
-    changes = {key: value for key, value in (("dataset", args.dataset), ("images", args.images)) if value is not None}
+    changes = {"images": args.images} if args.images is not None else {}
     if args.features is not None:
         changes["features"] = args.features
     if args.image_size is not None:
@@ -32,7 +36,7 @@ def _data_config(args, base=None):
         changes["restval_to_train"] = False
     if getattr(args, "boxes", None) is not None:
         changes["boxes"] = args.boxes or None  # --boxes none clears the config's boxes
-    return base.replace(**changes)
+    return with_dataset(base, args.dataset, **changes, **split_options(args))
 
 
 def register(subparsers):
@@ -147,7 +151,7 @@ def run_caption(args):
 
 def _optional_data_config(args, run_dir):
     if args.dataset is None and args.images is None:
-        if not args.no_restval_to_train:
+        if not args.no_restval_to_train and not split_options(args):
             return None  # the run's own data
     elif args.dataset is None or args.images is None:
         raise ValueError("give both --dataset and --images, or neither (to use the run's own)")

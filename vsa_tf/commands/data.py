@@ -4,7 +4,7 @@
 import json
 import sys
 
-from vsa_tf.commands import BOXES_HELP, boxes_argument
+from vsa_tf.commands import BOXES_HELP, add_split_arguments, boxes_argument, split_options
 
 
 def register(subparsers):
@@ -57,26 +57,14 @@ def register(subparsers):
 
 def add_dataset_format_arguments(parser):
     """`--no-restval-to-train`, `--split-of-file`, `--split-files` of the commands that read a captions file."""
-    from vsa_tf.data.records import SPLITS
-
     parser.add_argument("--no-restval-to-train", action="store_true", help="keep Karpathy's restval split apart")
-    parser.add_argument(
-        "--split-of-file", choices=SPLITS, default=None,
-        help="COCO captions JSON: the split of its images (default: from the file name, e.g. captions_val2014 -> val)",
-    )
-    parser.add_argument(
-        "--split-files", nargs=3, default=None, metavar=("TRAIN", "VAL", "TEST"),
-        help="Flickr token file: image list files of each split ('-' = none; default: Flickr_8k.*Images.txt beside it)",
-    )
+    add_split_arguments(parser)
 
 
 def _read_dataset(args):
     from vsa_tf.data import readers
 
-    return readers.read_dataset(
-        args.dataset, restval_to_train=not args.no_restval_to_train,
-        split_files=readers.split_files_argument(args.split_files), split_of_file=args.split_of_file,
-    )
+    return readers.read_dataset(args.dataset, restval_to_train=not args.no_restval_to_train, **split_options(args))
 
 
 def run_synth(args):

@@ -5,7 +5,7 @@ The joint embedding and SC-NLM of Kiros et al. 2014; handlers parse and call `vs
 
 import json
 
-from vsa_tf.commands import BOXES_HELP, add_strategy_argument, boxes_argument
+from vsa_tf.commands import BOXES_HELP, add_split_arguments, add_strategy_argument, boxes_argument, split_options
 
 
 def _add_data_arguments(parser, required=True, image_size=(128, 128)):
@@ -13,6 +13,7 @@ def _add_data_arguments(parser, required=True, image_size=(128, 128)):
     parser.add_argument("--images", required=required, help="image root folder")
     parser.add_argument("--boxes", type=boxes_argument, default=None, help="optional " + BOXES_HELP + " (pixel mode)")
     parser.add_argument("--no-restval-to-train", action="store_true", help="keep Karpathy's restval split apart")
+    add_split_arguments(parser)
     parser.add_argument("--features", default=None, help="optional cached region features folder")
     parser.add_argument("--max-words", type=int, default=16)
     parser.add_argument("--min-word-count", type=int, default=5)
@@ -34,6 +35,7 @@ def _data_config(args):
         max_words=args.max_words,
         min_word_count=args.min_word_count,
         image_size=tuple(args.image_size),
+        **split_options(args),
     )
 
 

@@ -245,15 +245,21 @@ def _metrics(retrieval, scores, sentence_image):
 
 def _data_config_of(run, data_config):
     """The data to evaluate on: the given DataConfig, or the run's own, with the run's tensor settings."""
+    from vsa_tf.jobs import runs
+
     run_data = run.config.data
     if data_config is None:
         return run_data
-    # Boxes/words are cut the way the model was trained; only the locations come from the caller.
-    return run_data.replace(
-        dataset=data_config.dataset or run_data.dataset,
+    # Boxes/words are cut the way the model was trained; only the locations (and how the captions
+    # file splits, where given) come from the caller.
+    given_splits = {name: getattr(data_config, name) for name in runs.SPLIT_OPTION_FIELDS if getattr(data_config, name) is not None}
+    return runs.with_dataset(
+        run_data,
+        data_config.dataset,
         images=data_config.images or run_data.images,
         boxes=data_config.boxes if data_config.boxes is not None else run_data.boxes,
         features=data_config.features if data_config.features is not None else run_data.features,
+        **given_splits,
     )
 
 

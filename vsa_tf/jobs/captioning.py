@@ -78,7 +78,7 @@ def make_sampler(config, beam=None):
 def _read_data(data_config):
     if not data_config.dataset:
         raise ValueError("DataConfig.dataset is empty: give the captions file (--dataset)")
-    return readers.read_dataset(data_config.dataset, restval_to_train=data_config.restval_to_train)
+    return readers.read_data_config(data_config)
 
 
 def _snippets_of(snippets, records):

@@ -192,7 +192,7 @@ def run_demo(config):
     truth_path = os.path.join(world_dir, "truth.json")
 
     stages.start("Validate the dataset")
-    dataset = readers.read_dataset(data.dataset)
+    dataset = readers.read_data_config(data)
     from vsa_tf.data import boxes as boxes_lib
 
     summary["validation"] = validate.validate_dataset(dataset, data.images, boxes_lib.read_boxes(data.boxes))

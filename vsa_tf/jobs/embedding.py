@@ -44,7 +44,7 @@ def load_data(data_config):
 
     if not data_config.dataset:
         raise ValueError("data.dataset is empty: give the captions file (--dataset)")
-    dataset = readers.read_dataset(data_config.dataset, restval_to_train=data_config.restval_to_train)
+    dataset = readers.read_data_config(data_config)
     boxes = None
     if data_config.boxes:
         from vsa_tf.data import boxes as boxes_lib
@@ -245,7 +245,10 @@ def _dummy_batch(config, model):
 
 
 def _gallery(run, dataset_path, images, split, extra_filenames=()):
-    dataset, boxes, features = load_data(run.config.data.replace(dataset=dataset_path, images=images or run.config.data.images))
+    from vsa_tf.jobs import runs
+
+    data_config = runs.with_dataset(run.config.data, dataset_path, images=images or run.config.data.images)
+    dataset, boxes, features = load_data(data_config)
     records = dataset.split(split)
     by_name = dataset.by_filename()
     names = {record.filename for record in records}
@@ -255,7 +258,6 @@ def _gallery(run, dataset_path, images, split, extra_filenames=()):
         if filename not in names:
             records.append(by_name[filename])
             names.add(filename)
-    data_config = run.config.data.replace(dataset=dataset_path, images=images or run.config.data.images)
     return records, embed_images(run.model, records, data_config, boxes, features), data_config
 
 
@@ -452,10 +454,10 @@ def generate_scnlm_captions(run_dir, split="test", greedy=True, seed=0, out=None
 
     Each image gets a POS structure sampled from the training sentences' tag sequences.
     """
+    from vsa_tf.jobs import runs
+
     run = load_scnlm_run(run_dir)
-    data_config = run.config.data.replace(
-        dataset=dataset_path or run.config.data.dataset, images=images or run.config.data.images
-    )
+    data_config = runs.with_dataset(run.config.data, dataset_path, images=images or run.config.data.images)
     dataset, boxes, features = load_data(data_config)
     records = dataset.split(split)
     if not records:
@@ -479,10 +481,10 @@ def evaluate_scnlm_captions(run_dir, split="test", greedy=True, seed=0, json_out
     """
     from vsa_tf.evaluation import captions as caption_metrics
 
+    from vsa_tf.jobs import runs
+
     run = load_scnlm_run(run_dir)
-    data_config = run.config.data.replace(
-        dataset=dataset_path or run.config.data.dataset, images=images or run.config.data.images
-    )
+    data_config = runs.with_dataset(run.config.data, dataset_path, images=images or run.config.data.images)
     dataset, boxes, features = load_data(data_config)
     records, train_records = dataset.split(split), dataset.split("train")
     if not records:

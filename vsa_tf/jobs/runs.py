@@ -88,6 +88,8 @@ def load_run(run_dir):
 # folder would mix two runs).
 RESUMABLE_FIELDS = ("epochs", "jit_compile")
 DATA_PATH_FIELDS = ("dataset", "images", "boxes", "features")
+# How a captions file splits (`DataConfig.split_of_file` / `split_files`): they belong to one file.
+SPLIT_OPTION_FIELDS = ("split_of_file", "split_files")
 
 
 def _absolute(path):
@@ -95,11 +97,25 @@ def _absolute(path):
 
 
 def absolute_data_paths(data_config):
-    """The `DataConfig` with its dataset, images, boxes and features paths made absolute (None/"" kept).
+    """The `DataConfig` with its dataset, images, boxes, features and split list paths made absolute (None/"" kept).
 
     Training jobs save this form, so a run folder works from any working directory.
     """
-    return data_config.replace(**{name: _absolute(getattr(data_config, name)) for name in DATA_PATH_FIELDS})
+    changes = {name: _absolute(getattr(data_config, name)) for name in DATA_PATH_FIELDS}
+    if data_config.split_files is not None:
+        changes["split_files"] = {split: _absolute(path) for split, path in data_config.split_files.items()}
+    return data_config.replace(**changes)
+
+
+def with_dataset(data_config, dataset=None, **changes):
+    """`data_config` reading the captions file `dataset` (None or "": its own), with `changes` applied.
+
+    `split_of_file` / `split_files` describe the config's own file, so another file does not inherit
+    them (a Karpathy JSON would refuse them); `changes` may give that file's own.
+    """
+    if dataset and _absolute(dataset) != _absolute(data_config.dataset):
+        data_config = data_config.replace(dataset=dataset, **dict.fromkeys(SPLIT_OPTION_FIELDS))
+    return data_config.replace(**changes)
 
 
 def absolute_paths(config, fields=()):
