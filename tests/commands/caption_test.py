@@ -54,5 +54,7 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
     assert cli.main(["train-caption", "--dataset", "d.json", "--images", "images", "--features", "features", "--out",
                      str(tmp_path / "run"), "--cnn-from-alignment", str(tmp_path / "alignment_run")]) == 2
     assert "cnn_from_alignment gives the captioner a CNN on pixels" in capsys.readouterr().err
+    assert cli.main(["train-caption", "--dataset", "d.json", "--images", "images", "--out", str(tmp_path / "run"), "--fine-tune-cnn"]) == 2
+    assert "fine_tune_cnn trains the CNN taken from an alignment run; give cnn_from_alignment too" in capsys.readouterr().err
     assert cli.main(["evaluate-captions", "--run", str(tmp_path), "--dataset", "d.json"]) == 2
     assert "give both --dataset and --images" in capsys.readouterr().err

@@ -205,6 +205,15 @@ def test_captioner_reads_the_alignment_models_cnn_kept_fixed(world, tmp_path):
     with pytest.raises(ValueError, match="cnn_from_alignment gives the captioner a CNN on pixels"):
         captioning.train_captioner(config, data.replace(features=str(tmp_path)), str(tmp_path / "cached"), cnn_from_alignment=alignment_dir)
 
+    # Fine-tuned instead: the CNN starts from the alignment model's weights and moves with the captioner.
+    tuned = captioning.train_captioner(
+        config, data, str(tmp_path / "tuned"), verbose=0, cnn_from_alignment=alignment_dir, fine_tune_cnn=True
+    )
+    assert tuned.config.backbone_frozen is False and tuned.config.backbone_filters == (4, 6)
+    assert not np.allclose(np.asarray(tuned.model.image_features(batch)), expected, rtol=1e-3, atol=1e-4)
+    with pytest.raises(ValueError, match="fine_tune_cnn trains the CNN taken from an alignment run; give cnn_from_alignment too"):
+        captioning.train_captioner(config, data, str(tmp_path / "unused"), fine_tune_cnn=True)
+
 
 def test_training_validates_the_data_before_writing(world, tmp_path):
     images = os.path.join(world["world"], "images")

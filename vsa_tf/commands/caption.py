@@ -63,7 +63,11 @@ def register(subparsers):
     )
     train.add_argument(
         "--cnn-from-alignment", default=None, metavar="RUN",
-        help="pixel-mode alignment run whose trained CNN becomes the image side, kept fixed",
+        help="pixel-mode alignment run whose trained CNN becomes the image side, kept fixed (see --fine-tune-cnn)",
+    )
+    train.add_argument(
+        "--fine-tune-cnn", action="store_true",
+        help="with --cnn-from-alignment: train that CNN further with the captioner instead of keeping it fixed",
     )
     train.add_argument(
         "--image-normalization", choices=("none", "layer"), default=None,
@@ -130,7 +134,7 @@ def run_train_caption(args):
     config = config.replace(**{key: value for key, value in overrides.items() if value is not None})
     run = train_captioner(
         config, _data_config(args, config.data), args.out, snippets_path=args.snippets, strategy=args.strategy,
-        cnn_from_alignment=args.cnn_from_alignment,
+        cnn_from_alignment=args.cnn_from_alignment, fine_tune_cnn=args.fine_tune_cnn,
     )
     print(f"caption run written to {run.run_dir}")
     return 0

@@ -44,6 +44,7 @@ class DemoConfig(ConfigMixin):
         pool_size: RoIAlign bins per side of the alignment model's regions and the captioners' images
             (concatenated, not averaged: 3 x 3 bins of the stride-8 map keep each object's shape).
         caption_hidden: hidden size of the multimodal RNN.
+        caption_learning_rate: RMSprop step size of the captioners, which fine-tune the alignment model's CNN.
         betas: MRF smoothness values whose alignment accuracy is reported.
         snippet_beta: β of the snippets the region captioner trains on.
         beam_size: beam width of caption generation and of the exported captioner.
@@ -68,6 +69,7 @@ class DemoConfig(ConfigMixin):
     region_dim: int = 256
     pool_size: int = 3
     caption_hidden: int = 256
+    caption_learning_rate: float = 3e-4
     betas: typing.Tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 5.0)
     snippet_beta: float = 1.0
     beam_size: int = 7
@@ -240,20 +242,21 @@ def run_demo(config):
     summary["alignment_figures"] = figures
 
     stages.start("Train the full-frame and the region captioners (multimodal RNN)")
-    # The paper's captioner reads a trained CNN's features: here the alignment model's CNN, kept fixed
-    # (cnn_from_alignment), its features layer-normalised before W_hi (eq. 13).
+    # The paper's captioner reads a trained CNN's features: here the alignment model's CNN
+    # (cnn_from_alignment), fine-tuned with the captioner, its features layer-normalised before W_hi (eq. 13).
     caption_config = CaptionConfig(
         data=data, hidden_dim=config.caption_hidden, embedding_dim=config.caption_hidden, epochs=config.caption_epochs,
         batch_size=config.caption_batch_size, beam_size=config.beam_size, seed=config.seed,
-        image_normalization="layer", dropout=0.2, pool_size=config.pool_size,
+        image_normalization="layer", dropout=0.2, pool_size=config.pool_size, learning_rate=config.caption_learning_rate,
     )
     full_dir = os.path.join(runs_dir, "caption_full_frame")
     region_dir = os.path.join(runs_dir, "caption_regions")
-    caption_job.train_captioner(caption_config, run_dir=full_dir, verbose=2, cnn_from_alignment=brnn_dir)
+    caption_job.train_captioner(caption_config, run_dir=full_dir, verbose=2, cnn_from_alignment=brnn_dir, fine_tune_cnn=True)
     merged_snippets = os.path.join(runs_dir, "snippets_train_val.json")
     _merge_json_lists([train_snippets, os.path.join(runs_dir, "snippets_val.json")], merged_snippets)
     caption_job.train_captioner(
-        caption_config, run_dir=region_dir, snippets_path=merged_snippets, verbose=2, cnn_from_alignment=brnn_dir
+        caption_config, run_dir=region_dir, snippets_path=merged_snippets, verbose=2, cnn_from_alignment=brnn_dir,
+        fine_tune_cnn=True,
     )
 
     stages.start("Evaluate captions (Tables 2 and 3)")
