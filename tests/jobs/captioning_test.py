@@ -308,3 +308,13 @@ def test_caption_images_finds_boxes_by_the_trailing_path_and_warns_when_none_mat
     assert captioning._box_key({"a.jpg": 1}, "./images/sub/a.jpg") == "a.jpg"
     assert captioning._box_key({"a.jpg": 1}, "images/sub/c.jpg") is None
     assert f"warning: {paths[1]} matches no key of {boxes_path}" in capsys.readouterr().err
+
+
+def test_training_warns_when_sentences_are_cut_before_end(capsys):
+    from vsa_tf.data.records import ImageRecord, Sentence
+
+    records = [ImageRecord(filename="a.jpg", image_id=0, split="train", sentences=[Sentence(tokens=["w"] * length) for length in (3, 5, 9)])]
+    assert captioning._warn_about_cut_sentences(records, max_words=8) == pytest.approx(1 / 3)
+    assert "33.3% of the training sentences are longer than data.max_words=8 (longest 9 words)" in capsys.readouterr().err
+    assert captioning._warn_about_cut_sentences(records, max_words=9) == 0.0
+    assert capsys.readouterr().err == ""

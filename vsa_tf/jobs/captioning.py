@@ -86,6 +86,24 @@ def _snippets_of(snippets, records):
     return [snippet for snippet in snippets if snippet["filename"] in filenames]
 
 
+def _warn_about_cut_sentences(records, max_words, threshold=0.01):
+    """One stderr line when more than `threshold` of the training sentences are longer than `max_words`.
+
+    The pipeline keeps the first `max_words` words and appends END, so the captioner learns to end
+    such sentences mid-phrase (and beam search, which favours them, writes them).
+    Returns the fraction of sentences that are cut.
+    """
+    lengths = [len(sentence.tokens) for record in records for sentence in record.sentences]
+    cut = sum(length > max_words for length in lengths) / max(len(lengths), 1)
+    if cut > threshold:
+        print(
+            f"warning: {cut:.1%} of the training sentences are longer than data.max_words={max_words} "
+            f"(longest {max(lengths)} words) and are cut before END; raise max_words to keep them whole",
+            file=sys.stderr,
+        )
+    return cut
+
+
 def train_captioner(
     config,
     data_config=None,
@@ -152,6 +170,8 @@ def train_captioner(
     vocabulary = Vocabulary.build(
         (sentence.tokens for record in train_records for sentence in record.sentences), min_count=data_config.min_word_count
     )
+    if not snippets_path:
+        _warn_about_cut_sentences(train_records, data_config.max_words)
     if store is not None:
         config = config.replace(feature_mode="cached", feature_dim=store.dims)
     else:

@@ -44,6 +44,10 @@ class DemoConfig(ConfigMixin):
         pool_size: RoIAlign bins per side of the alignment model's regions and the captioners' images
             (concatenated, not averaged: 3 x 3 bins of the stride-8 map keep each object's shape).
         caption_hidden: hidden size of the multimodal RNN.
+        caption_max_words: words of a training sentence the captioners keep (the world's longest sentence
+            has 24). Cut at 16, the 12 % of sentences listing three or four objects taught the captioner
+            to end a sentence mid-phrase, and beam search preferred those endings (seed 0, 300 test
+            images: beam 7 / greedy CIDEr 0.796 / 0.864 at 16 words, 0.877 / 0.845 at 24).
         caption_learning_rate: RMSprop step size of the captioners, which fine-tune the alignment model's CNN.
         betas: MRF smoothness values whose alignment accuracy is reported.
         snippet_beta: β of the snippets the region captioner trains on.
@@ -70,6 +74,7 @@ class DemoConfig(ConfigMixin):
     pool_size: int = 3
     caption_hidden: int = 256
     caption_learning_rate: float = 3e-4
+    caption_max_words: int = 24
     betas: typing.Tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 5.0)
     snippet_beta: float = 1.0
     beam_size: int = 7
@@ -245,7 +250,8 @@ def run_demo(config):
     # The paper's captioner reads a trained CNN's features: here the alignment model's CNN
     # (cnn_from_alignment), fine-tuned with the captioner, its features layer-normalised before W_hi (eq. 13).
     caption_config = CaptionConfig(
-        data=data, hidden_dim=config.caption_hidden, embedding_dim=config.caption_hidden, epochs=config.caption_epochs,
+        data=data.replace(max_words=config.caption_max_words), max_length=config.caption_max_words + 1,
+        hidden_dim=config.caption_hidden, embedding_dim=config.caption_hidden, epochs=config.caption_epochs,
         batch_size=config.caption_batch_size, beam_size=config.beam_size, seed=config.seed,
         image_normalization="layer", dropout=0.2, pool_size=config.pool_size, learning_rate=config.caption_learning_rate,
     )
