@@ -38,24 +38,28 @@ def read_run_config(run_dir):
 DEFAULTS_OF_OLDER_RUNS = {"pooling": "average"}
 
 
+def _saved_config(values, config_class):
+    """`config_class` from a run's saved config.json values, older runs' missing fields filled in."""
+    import dataclasses
+
+    fields = {field.name for field in dataclasses.fields(config_class)}
+    return config_class.from_dict({**{name: value for name, value in DEFAULTS_OF_OLDER_RUNS.items() if name in fields}, **values})
+
+
 def open_run(run_dir, kind, config_class):
     """The parts every run loader starts from: `(config, vocabulary, weights_path)`.
 
     Checks that `run_dir` is a run of `kind` and that its best weights exist, with errors that name
     the folder; the caller builds the model and loads `weights_path`.
     """
-    import dataclasses
-
     from vsa_tf.data.text import Vocabulary
     from vsa_tf.training import BEST_WEIGHTS
 
     values = read_run_config(run_dir)
     if values["kind"] != kind:
         raise ValueError(f"{run_dir} is a {values['kind']!r} run; expected a {kind!r} run")
-    fields = {field.name for field in dataclasses.fields(config_class)}
-    values = {**{name: value for name, value in DEFAULTS_OF_OLDER_RUNS.items() if name in fields}, **values}
     try:
-        config = config_class.from_dict(values)
+        config = _saved_config(values, config_class)
     except (TypeError, ValueError) as error:
         raise ValueError(f"Config file {os.path.join(run_dir, CONFIG_FILE)}: {error}") from None
     vocabulary = Vocabulary.load(os.path.join(run_dir, VOCABULARY_FILE))
@@ -145,8 +149,6 @@ def check_same_run(run_dir, config, vocabulary=None, resumable=RESUMABLE_FIELDS)
     Raises:
         ValueError: naming the folder and each differing field with its saved and new values.
     """
-    import dataclasses
-
     from vsa_tf.data.text import Vocabulary
 
     if not os.path.exists(os.path.join(run_dir, CONFIG_FILE)):
@@ -155,10 +157,8 @@ def check_same_run(run_dir, config, vocabulary=None, resumable=RESUMABLE_FIELDS)
     advice = f"pick another run folder (--out; --run for train-embedding and train-scnlm) to train a new run, or delete {run_dir}"
     if values["kind"] != config.kind:
         raise ValueError(f"{run_dir} already holds a {values['kind']!r} run, not a {config.kind!r} run; {advice}")
-    fields = {field.name for field in dataclasses.fields(type(config))}
-    values = {**{name: value for name, value in DEFAULTS_OF_OLDER_RUNS.items() if name in fields}, **values}
     try:
-        saved = type(config).from_dict(values)
+        saved = _saved_config(values, type(config))
     except (TypeError, ValueError) as error:
         raise ValueError(f"{run_dir} holds a run whose {CONFIG_FILE} does not load ({error}); {advice}") from None
     saved = saved.replace(data=absolute_data_paths(saved.data))
