@@ -7,10 +7,10 @@ Each config documents its fields in an ``Attributes:`` block. ``save_config`` wr
 import dataclasses
 import json
 import os
-import tempfile
 import typing
 
 from vsa_tf.data.records import SPLITS as DATA_SPLITS
+from vsa_tf.files import atomic_write_bytes, atomic_write_text, default_file_mode  # noqa: F401 (re-exported)
 
 
 class ConfigMixin:
@@ -38,41 +38,6 @@ class ConfigMixin:
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
-
-
-def default_file_mode(directory=False):
-    """The mode a plain ``open()`` (or ``os.makedirs``) would give a new file (folder): 0o666 (0o777) & ~umask.
-
-    `tempfile.mkstemp` creates 0600 files and `mkdtemp` 0700 folders; an atomic writer that renames
-    one into place must reset its mode or the output is unreadable to other users.
-    """
-    umask = os.umask(0)  # the only portable way to read the umask is to set it and put it back
-    os.umask(umask)
-    return (0o777 if directory else 0o666) & ~umask
-
-
-def atomic_write_bytes(path, write):
-    """Calls ``write(stream)`` on a binary temporary file beside ``path``, then renames it to ``path``.
-
-    The file gets ordinary permissions (`default_file_mode`), and a failure leaves ``path`` as it was.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.chmod(temporary, default_file_mode())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
-def atomic_write_text(path, text):
-    """Writes ``text`` (UTF-8) to ``path`` through a temporary file in the same folder and a rename."""
-    atomic_write_bytes(path, lambda stream: stream.write(text.encode("utf-8")))
 
 
 def save_config(config, path):

@@ -18,6 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from vsa_tf.files import atomic_save_weights
+
 STRATEGIES = ("default", "mirrored", "multiworker")
 BEST_WEIGHTS = "model.weights.h5"
 HISTORY_FILE = "history.csv"
@@ -113,17 +115,7 @@ class AtomicBestWeights(keras.callbacks.Callback):
         atomic_write_text(self.record_path, json.dumps(record) + "\n")
 
 
-def save_weights_atomically(model, path):
-    """`model.save_weights` to a temporary file in the same folder, then `os.replace`."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    try:
-        model.save_weights(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+save_weights_atomically = atomic_save_weights  # the name callers know
 
 
 class NanGuard(keras.callbacks.Callback):

@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from vsa_tf.config import AlignmentConfig, DataConfig, atomic_write_text, save_config
+from vsa_tf.files import atomic_save_weights
 from vsa_tf.data import text as text_lib
 
 CONFIG_FILE = "config.json"
@@ -288,11 +289,7 @@ def save_backbone_weights(run_dir, out_path):
             f"{run.run_dir}: the run's backbone is {backbones[0].architecture!r}; only the built-in 'simple' CNN is saved "
             "this way (an application backbone already comes from its own weights file)"
         )
-    directory = os.path.dirname(os.path.abspath(out_path))
-    os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, ".tmp-" + os.path.basename(out_path))
-    backbones[0].network.save_weights(temporary)
-    os.replace(temporary, out_path)
+    atomic_save_weights(backbones[0].network, out_path)
     return out_path
 
 

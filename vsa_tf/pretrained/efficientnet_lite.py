@@ -27,6 +27,8 @@ import tempfile
 import keras
 import numpy as np
 
+from vsa_tf.files import atomic_save_weights
+
 # The B0 stage table of EfficientNet-Lite (`efficientnet_lite_builder.py` in tensorflow/tpu).
 LITE0_ARCHITECTURE = {
     "stackwise_kernel_sizes": [3, 3, 5, 3, 5, 5, 3],
@@ -212,23 +214,7 @@ def assign_converted_weights(classifier, converted):
         layer.set_weights(arrays)
 
 
-def save_weights_atomically(model, path):
-    """`model.save_weights(path)` through a temporary file in the same folder and a rename."""
-    if not path.endswith(".weights.h5"):
-        raise ValueError(f"Weights path must end with '.weights.h5'; received {path!r}")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".weights.h5")
-    os.close(handle)
-    try:
-        model.save_weights(temporary, overwrite=True)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+save_weights_atomically = atomic_save_weights
 
 
 def convert_state_dict_to_weights_file(state_dict, out_path, architecture=None, num_classes=None):
