@@ -114,23 +114,21 @@ def register(subparsers):
 
 
 def run_train_align(args):
-    from vsa_tf.config import AlignmentConfig
+    from vsa_tf.config import AlignmentConfig, ImageEncoderConfig
     from vsa_tf.jobs import alignment
 
     data_config = _data_config(args)
     config = AlignmentConfig(
         data=data_config,
-        feature_mode=args.feature_mode,
-        feature_normalization=args.feature_normalization,
+        image=ImageEncoderConfig(
+            mode=args.feature_mode, normalization=args.feature_normalization, backbone=args.backbone,
+            weights=args.backbone_weights, frozen=args.freeze_backbone, pooling=args.pooling,
+        ),
         region_dim=args.region_dim,
         embedding_dim=args.embedding_dim,
         hidden_dim=args.hidden_dim,
         sentence_encoder=args.sentence_encoder,
         score=args.score,
-        backbone=args.backbone,
-        backbone_weights=args.backbone_weights,
-        backbone_frozen=args.freeze_backbone,
-        pooling=args.pooling,
         margin=args.margin,
         hardest_negative=args.hardest_negative,
         warmup_epochs=args.warmup_epochs,

@@ -126,12 +126,13 @@ def run_train_caption(args):
         "hidden_dim": args.hidden_dim,
         "cell": args.cell,
         "learning_rate": args.learning_rate,
-        "backbone": args.backbone,
-        "pooling": args.pooling,
-        "image_normalization": args.image_normalization,
         "dropout": args.dropout,
     }
-    config = config.replace(**{key: value for key, value in overrides.items() if value is not None})
+    image_overrides = {"backbone": args.backbone, "pooling": args.pooling, "normalization": args.image_normalization}
+    config = config.replace(
+        image=config.image.replace(**{key: value for key, value in image_overrides.items() if value is not None}),
+        **{key: value for key, value in overrides.items() if value is not None},
+    )
     run = train_captioner(
         config, _data_config(args, config.data), args.out, snippets_path=args.snippets, strategy=args.strategy,
         cnn_from_alignment=args.cnn_from_alignment, fine_tune_cnn=args.fine_tune_cnn,

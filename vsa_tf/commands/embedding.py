@@ -130,12 +130,12 @@ def register(subparsers):
 
 
 def run_train_embedding(args):
-    from vsa_tf.config import EmbeddingConfig
+    from vsa_tf.config import EmbeddingConfig, ImageEncoderConfig
     from vsa_tf.jobs import embedding
 
     config = EmbeddingConfig(
         data=_data_config(args), encoder=args.encoder, embedding_dim=args.embedding_dim, word_dim=args.word_dim,
-        margin=args.margin, backbone=args.backbone, backbone_weights=args.backbone_weights,
+        margin=args.margin, image=ImageEncoderConfig(backbone=args.backbone, weights=args.backbone_weights),
         word_vectors=args.word_vectors, batch_size=args.batch_size, epochs=args.epochs,
         learning_rate=args.learning_rate, seed=args.seed,
     )

@@ -49,14 +49,19 @@ def load_checked_data(data_config, feature_mode):
     return dataset, boxes, store
 
 
-def build_alignment_model(config, vocabulary_size, feature_dim=None):
-    """An `AlignmentModel` of an `AlignmentConfig` (weights created, not loaded)."""
+def build_alignment_model(config, vocabulary_size, load_backbone_weights=True):
+    """An `AlignmentModel` of an `AlignmentConfig` (weights created, not loaded).
+
+    `load_backbone_weights=False` builds the backbone without reading `config.image.weights`: a run's
+    own weights file holds every weight, so a run folder loads after that file moved or went.
+    """
     from vsa_tf.models.alignment_model import AlignmentModel
 
+    image_encoder = config.image if load_backbone_weights else config.image.replace(weights=None)
     model = AlignmentModel(
         vocabulary_size=vocabulary_size,
         region_dim=config.region_dim,
-        feature_mode=config.feature_mode,
+        image_encoder=image_encoder,
         sentence_encoder=config.sentence_encoder,
         embedding_dim=config.embedding_dim,
         hidden_dim=config.hidden_dim,
@@ -64,16 +69,8 @@ def build_alignment_model(config, vocabulary_size, feature_dim=None):
         margin=config.margin,
         hardest_negative=config.hardest_negative,
         dropout=config.dropout,
-        backbone=config.backbone,
-        backbone_weights=config.backbone_weights,
-        backbone_frozen=config.backbone_frozen,
-        backbone_filters=config.backbone_filters,
-        pool_size=config.pool_size,
-        pooling=config.pooling,
         embedding_trainable=not (config.word_vectors and config.freeze_word_vectors),
         image_shape=config.data.image_size,
-        feature_dim=feature_dim,
-        feature_normalization=config.feature_normalization,
     )
     return model.build_from_dummy()
 
@@ -100,7 +97,7 @@ def _split_datasets(records, data_config, boxes, store, vocabulary, batch_size=E
 
 def _build_and_compile(config, vocabulary, store):
     """Builds the model, loads pretrained word vectors and compiles it (call inside `strategy.scope()`)."""
-    model = build_alignment_model(config, vocabulary.size, feature_dim=store.dims if store else None)
+    model = build_alignment_model(config, vocabulary.size)
     if config.word_vectors:
         from vsa_tf.data import word_vectors as word_vectors_lib
 
@@ -162,11 +159,13 @@ def train_alignment(config, data_config=None, run_dir=None, verbose="auto", step
             raise ValueError(f"data_config must be a DataConfig, received {type(data_config).__name__}")
         config = config.replace(data=data_config)
     # The run folder records absolute paths, so the run loads from any working directory.
-    config = runs.absolute_paths(config, ("backbone_weights", "word_vectors"))
+    config = runs.absolute_paths(config, ("word_vectors",))
     data_config = config.data
     # First: MultiWorkerMirroredStrategy must be created before TensorFlow runs any op.
     strategy = training.get_strategy(strategy) if isinstance(strategy, str) else strategy
-    dataset, boxes, store = load_checked_data(data_config, config.feature_mode)
+    dataset, boxes, store = load_checked_data(data_config, config.image.mode)
+    if store is not None:  # recorded, so the run folder loads without the features folder
+        config = config.replace(image=config.image.replace(feature_dim=store.dims))
     train_records, val_records, test_records = (dataset.split(name) for name in ("train", "val", "test"))
     if not train_records:
         raise ValueError(f"{data_config.dataset}: the train split is empty")
@@ -215,12 +214,12 @@ def load_alignment_run(run_dir):
     from vsa_tf.jobs.runs import open_run
 
     config, vocabulary, weights = open_run(run_dir, "alignment", AlignmentConfig)
-    feature_dim = None
-    if config.feature_mode == "cached":
+    if config.image.cached and config.image.feature_dim is None:
+        # Runs saved before ImageEncoderConfig.feature_dim existed: the features folder tells.
         from vsa_tf.data import features as features_lib
 
-        feature_dim = features_lib.FeatureStore(config.data.features).dims
-    model = build_alignment_model(config, vocabulary.size, feature_dim=feature_dim)
+        config = config.replace(image=config.image.replace(feature_dim=features_lib.FeatureStore(config.data.features).dims))
+    model = build_alignment_model(config, vocabulary.size, load_backbone_weights=False)
     model.load_weights(weights)
     return AlignmentRun(model, vocabulary, config, run_dir)
 
@@ -283,7 +282,7 @@ def save_backbone_weights(run_dir, out_path):
     run = load_alignment_run(run_dir) if isinstance(run_dir, (str, os.PathLike)) else run_dir
     backbones = [layer for layer in run.model._flatten_layers() if isinstance(layer, Backbone)]
     if not backbones:
-        raise ValueError(f"{run.run_dir}: a {run.config.feature_mode!r}-mode alignment run has no CNN to save")
+        raise ValueError(f"{run.run_dir}: a {run.config.image.mode!r}-mode alignment run has no CNN to save")
     if backbones[0].architecture != "simple":
         raise ValueError(
             f"{run.run_dir}: the run's backbone is {backbones[0].architecture!r}; only the built-in 'simple' CNN is saved "

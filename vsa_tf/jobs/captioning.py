@@ -51,16 +51,8 @@ def build_caption_model(config, vocabulary_size):
         activate_inputs=config.activate_inputs,
         image_conditioning=config.image_conditioning,
         dropout=config.dropout,
-        image_normalization=config.image_normalization,
-        feature_mode=config.feature_mode,
-        backbone=config.backbone,
-        backbone_weights=config.backbone_weights,
-        backbone_frozen=config.backbone_frozen,
-        backbone_filters=config.backbone_filters,
-        pool_size=config.pool_size,
-        pooling=config.pooling,
+        image_encoder=config.image,
         image_shape=config.data.image_size,
-        feature_dim=config.feature_dim,
         name="caption_model",
     )
 
@@ -152,7 +144,7 @@ def train_captioner(
     if data_config is not None:
         config = config.replace(data=data_config)
     # The run folder records absolute paths, so the run loads from any working directory.
-    config = runs.absolute_paths(config, ("backbone_weights",))
+    config = runs.absolute_paths(config)
     data_config = config.data
     if fine_tune_cnn and cnn_from_alignment is None:
         raise ValueError("fine_tune_cnn trains the CNN taken from an alignment run; give cnn_from_alignment too")
@@ -173,23 +165,22 @@ def train_captioner(
     if not snippets_path:
         _warn_about_cut_sentences(train_records, data_config.max_words)
     if store is not None:
-        config = config.replace(feature_mode="cached", feature_dim=store.dims)
+        config = config.replace(image=config.image.replace(mode="cached", feature_dim=store.dims))
     else:
-        config = config.replace(feature_mode="pixels", feature_dim=None)
+        config = config.replace(image=config.image.replace(mode="pixels", feature_dim=None))
     config = config.replace(region_captions=bool(snippets_path))
     alignment_run = None
     if cnn_from_alignment is not None:
         alignment_run = alignment_job.load_alignment_run(cnn_from_alignment)
-        config = config.replace(
-            backbone="simple", backbone_weights=os.path.abspath(os.path.join(run_dir, ALIGNMENT_CNN_FILE)),
-            backbone_frozen=not fine_tune_cnn,
-            backbone_filters=alignment_run.config.backbone_filters,
-        )
+        config = config.replace(image=config.image.replace(
+            backbone="simple", weights=os.path.abspath(os.path.join(run_dir, ALIGNMENT_CNN_FILE)),
+            frozen=not fine_tune_cnn, filters=alignment_run.config.image.filters,
+        ))
     # A folder that already holds a run is resumed only with the same settings; nothing is written before.
     runs.check_same_run(run_dir, config, vocabulary)
     os.makedirs(run_dir, exist_ok=True)
     if alignment_run is not None:
-        alignment_job.save_backbone_weights(alignment_run, config.backbone_weights)
+        alignment_job.save_backbone_weights(alignment_run, config.image.weights)
     save_config(config, os.path.join(run_dir, CONFIG_FILE))
     vocabulary.save(os.path.join(run_dir, VOCABULARY_FILE))
 
@@ -245,7 +236,7 @@ def load_caption_run(run_dir):
     config, vocabulary, weights_path = open_run(run_dir, "caption", CaptionConfig)
     # The run's weights file holds the whole model, CNN included: the CNN's starting weights (which may
     # have moved with the run folder) are not read again.
-    model = build_caption_model(config.replace(backbone_weights=None), vocabulary.size)
+    model = build_caption_model(config.replace(image=config.image.replace(weights=None)), vocabulary.size)
     model.build_from_dummy()
     model.load_weights(weights_path)
     return CaptionRun(model=model, vocabulary=vocabulary, config=config, run_dir=run_dir)
@@ -332,7 +323,7 @@ def caption_images(run, image_paths, boxes=None, beam=None, batch_size=16):
             box outside its image.
     """
     run = _as_run(run)
-    if run.config.feature_mode != "pixels":
+    if run.config.image.mode != "pixels":
         raise ValueError(f"{run.run_dir}: this run was trained on cached features; captioning image files needs a pixel-mode run")
     source = "boxes"
     if isinstance(boxes, (str, os.PathLike)):
@@ -422,7 +413,7 @@ def evaluate_captions(
     records, train_records = dataset.split(split), dataset.split("train")
     if not records:
         raise ValueError(f"{data_config.dataset}: the {split!r} split is empty")
-    store = FeatureStore(data_config.features) if run.config.feature_mode == "cached" else None
+    store = FeatureStore(data_config.features) if run.config.image.mode == "cached" else None
     if store is None and data_config.features:
         raise ValueError(f"{run.run_dir} is a pixel-mode run; evaluate it without `features` in the data config")
     if store is not None and not data_config.features:
@@ -505,7 +496,7 @@ def _ranking_baseline(alignment_run, regions, records, data_config, snippets, ba
 
     loaded = load_run(alignment_run)
     model, vocabulary = loaded.model, loaded.vocabulary
-    if getattr(loaded.config, "feature_mode", "pixels") != "pixels":
+    if loaded.config.image.mode != "pixels":
         raise ValueError(f"{alignment_run}: the ranking baseline pools the regions' boxes from pixels; it needs a pixel-mode alignment run")
     # The alignment model sees the images at its own training size.
     data_config = data_config.replace(image_size=tuple(loaded.config.data.image_size))
@@ -572,7 +563,7 @@ def evaluate_region_captions(
     if full_frame_run is not None:
         runs.append(("full_frame_model", _as_run(full_frame_run)))
     for name, run in runs:
-        if run.config.feature_mode != "pixels":
+        if run.config.image.mode != "pixels":
             raise ValueError(f"{run.run_dir}: region captions need a pixel-mode run (the boxes are pooled from the images)")
         captions, _ = generate_captions(run, _region_dataset(regions, records, data_config, run.vocabulary, batch_size), beam)
         report[name] = caption_metrics.caption_scores(references, _non_empty(dict(enumerate(captions))))

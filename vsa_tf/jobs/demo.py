@@ -18,84 +18,13 @@ import typing
 from vsa_tf.config import (
     AlignmentConfig,
     CaptionConfig,
-    ConfigMixin,
     DataConfig,
+    DemoConfig,
     EmbeddingConfig,
+    ImageEncoderConfig,
     atomic_write_text,
     save_config,
 )
-
-
-@dataclasses.dataclass
-class DemoConfig(ConfigMixin):
-    """Sizes and budgets of the demo.
-
-    Attributes:
-        out_dir: working folder (world, runs, figures); rebuilt on every run except the world,
-            which is reused when its generation settings are unchanged.
-        saved_models: TF Serving model base folder; each demo run exports the next version.
-        report_dir: where `index.html` and its figures are written (replaced atomically).
-        seed: seed of the world and of every model.
-        train_images, val_images, test_images: split sizes of the synthetic world.
-        image_size: (height, width) the images are resized to.
-        alignment_epochs, caption_epochs, embedding_epochs: training epochs of each model.
-        alignment_batch_size, caption_batch_size: pairs per batch.
-        region_dim: h of the alignment model.
-        pool_size: RoIAlign bins per side of the alignment model's regions and the captioners' images
-            (concatenated, not averaged: 3 x 3 bins of the stride-8 map keep each object's shape).
-        caption_hidden: hidden size of the multimodal RNN.
-        caption_max_words: words of a training sentence the captioners keep (the world's longest sentence
-            has 24). Cut at 16, the 12 % of sentences listing three or four objects taught the captioner
-            to end a sentence mid-phrase, and beam search preferred those endings (seed 0, 300 test
-            images: beam 7 / greedy CIDEr 0.796 / 0.864 at 16 words, 0.877 / 0.845 at 24).
-        caption_learning_rate: RMSprop step size of the captioners, which fine-tune the alignment model's CNN.
-        betas: MRF smoothness values whose alignment accuracy is reported.
-        snippet_beta: β of the snippets the region captioner trains on.
-        beam_size: beam width of caption generation and of the exported captioner.
-        caption_eval_images: test images captioned for Tables 2-3 (all when None).
-        run_embedding: whether to train the joint embedding and run the arithmetic demo.
-        quick: a smoke-sized run (used by the test suite).
-    """
-
-    out_dir: str = "demo_runs/latest"
-    saved_models: str = "saved_models"
-    report_dir: str = "report"
-    seed: int = 0
-    train_images: int = 800
-    val_images: int = 100
-    test_images: int = 1000
-    image_size: typing.Tuple[int, int] = (64, 96)
-    alignment_epochs: int = 8
-    caption_epochs: int = 15
-    embedding_epochs: int = 6
-    alignment_batch_size: int = 50
-    caption_batch_size: int = 64
-    region_dim: int = 256
-    pool_size: int = 3
-    caption_hidden: int = 256
-    caption_learning_rate: float = 3e-4
-    caption_max_words: int = 24
-    betas: typing.Tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 5.0)
-    snippet_beta: float = 1.0
-    beam_size: int = 7
-    caption_eval_images: typing.Optional[int] = 300
-    run_embedding: bool = True
-    quick: bool = False
-
-    def __post_init__(self):
-        self.image_size = tuple(self.image_size)
-        self.betas = tuple(self.betas)
-
-    @classmethod
-    def quick_config(cls, **overrides):
-        """A run that finishes in a few minutes on 2 CPU cores (numbers are only a smoke check)."""
-        values = dict(
-            train_images=160, val_images=30, test_images=60, image_size=(48, 64), alignment_epochs=2,
-            caption_epochs=1, embedding_epochs=1, alignment_batch_size=32, caption_batch_size=32, region_dim=32,
-            caption_hidden=32, betas=(0.0, 1.0, 5.0), beam_size=3, caption_eval_images=20, quick=True,
-        )
-        values.update(overrides)
-        return cls(**values)
 
 
 class _Stages:
@@ -209,7 +138,7 @@ def run_demo(config):
     alignment_config = AlignmentConfig(
         data=data, region_dim=config.region_dim, embedding_dim=min(300, 4 * config.region_dim // 2),
         hidden_dim=config.region_dim, epochs=config.alignment_epochs, batch_size=config.alignment_batch_size,
-        pool_size=config.pool_size, seed=config.seed,
+        image=ImageEncoderConfig(pool_size=config.pool_size), seed=config.seed,
     )
     brnn_dir = os.path.join(runs_dir, "alignment_brnn")
     bow_dir = os.path.join(runs_dir, "alignment_bow")
@@ -253,7 +182,8 @@ def run_demo(config):
         data=data.replace(max_words=config.caption_max_words), max_length=config.caption_max_words + 1,
         hidden_dim=config.caption_hidden, embedding_dim=config.caption_hidden, epochs=config.caption_epochs,
         batch_size=config.caption_batch_size, beam_size=config.beam_size, seed=config.seed,
-        image_normalization="layer", dropout=0.2, pool_size=config.pool_size, learning_rate=config.caption_learning_rate,
+        image=ImageEncoderConfig(pool_size=config.pool_size, normalization="layer"), dropout=0.2,
+        learning_rate=config.caption_learning_rate,
     )
     full_dir = os.path.join(runs_dir, "caption_full_frame")
     region_dir = os.path.join(runs_dir, "caption_regions")
@@ -425,6 +355,7 @@ def _embedding_demo(config, data, runs_dir, figures_dir, truth_path, dataset):
         embedding_config = EmbeddingConfig(
             data=data, encoder=encoder, embedding_dim=config.region_dim, word_dim=config.region_dim // 2,
             epochs=config.embedding_epochs, batch_size=config.alignment_batch_size, seed=config.seed,
+            image=ImageEncoderConfig(pooling="average"),  # the demo's embedding figures were measured with averaged bins
         )
         embedding_job.train_embedding(embedding_config, run_dir, verbose=2)
         results["retrieval"][f"Kiros {encoder}"] = alignment_job.evaluate_retrieval(run_dir, split="test")

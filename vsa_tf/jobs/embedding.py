@@ -96,12 +96,10 @@ def build_embedding_model(config, vocabulary_size):
     from vsa_tf.models.joint_embedding_model import JointEmbeddingModel
 
     feature_extractor = None
-    if not config.data.features:
+    if not config.image.cached:
         from vsa_tf.layers.region_features import RegionFeatureExtractor
 
-        feature_extractor = RegionFeatureExtractor(
-            backbone=config.backbone, backbone_weights=config.backbone_weights, name="feature_extractor"
-        )
+        feature_extractor = RegionFeatureExtractor.from_image_encoder(config.image, name="feature_extractor")
     return JointEmbeddingModel(
         vocabulary_size=vocabulary_size,
         embedding_dim=config.embedding_dim,
@@ -150,11 +148,14 @@ def train_embedding(config, run_dir, verbose="auto", strategy="default"):
     if not isinstance(config, EmbeddingConfig):
         raise ValueError(f"train_embedding needs an EmbeddingConfig, received {type(config).__name__}")
     # The run folder records absolute paths, so the run loads from any working directory.
-    config = runs.absolute_paths(config, ("backbone_weights", "word_vectors"))
+    config = runs.absolute_paths(config, ("word_vectors",))
     # First: MultiWorkerMirroredStrategy must be created before TensorFlow runs any op.
     strategy = training.get_strategy(strategy) if isinstance(strategy, str) else strategy
     keras.utils.set_random_seed(config.seed)
     dataset, boxes, features = _load_checked_data(config.data)
+    # Cached features whenever data.features is set; their width is recorded so the run loads without them.
+    image = config.image.replace(mode="cached", feature_dim=features.dims) if features is not None else config.image.replace(mode="pixels", feature_dim=None)
+    config = config.replace(image=image)
     train_records, val_records, test_records = (dataset.split(name) for name in ("train", "val", "test"))
     if not train_records:
         raise ValueError(f"{config.data.dataset}: the train split is empty")
@@ -216,7 +217,8 @@ def load_embedding_run(run_dir):
     from vsa_tf.jobs.runs import open_run
 
     config, vocabulary, weights = open_run(run_dir, "embedding", EmbeddingConfig)
-    model = build_embedding_model(config, vocabulary.size)
+    # The run's weights file holds the CNN too: its starting weights file is not read again.
+    model = build_embedding_model(config.replace(image=config.image.replace(weights=None)), vocabulary.size)
     model(_dummy_batch(config, model))
     model.load_weights(weights)
     return LoadedRun(model, vocabulary, config, run_dir)
@@ -226,10 +228,12 @@ def _dummy_batch(config, model):
     """A one-example batch that builds every weight of the model before loading weights."""
     batch = {"tokens": np.full((1, 2), 4, np.int32), "token_mask": np.ones((1, 2), bool)}
     if model.feature_extractor is None:
-        from vsa_tf.data import features as features_lib
+        feature_dim = config.image.feature_dim
+        if feature_dim is None:  # runs saved before ImageEncoderConfig.feature_dim: the features folder tells
+            from vsa_tf.data import features as features_lib
 
-        store = features_lib.FeatureStore(config.data.features)
-        batch["region_features"] = np.zeros((1, 1, int(store.dims)), np.float32)
+            feature_dim = features_lib.FeatureStore(config.data.features).dims
+        batch["region_features"] = np.zeros((1, 1, int(feature_dim)), np.float32)
     else:
         height, width = config.data.image_size
         batch.update(

@@ -33,17 +33,9 @@ def read_run_config(run_dir):
     return config
 
 
-# Fields added after runs were first written, with the value those older runs were trained with
-# (a config.json without the field predates it; new runs always write every field).
-DEFAULTS_OF_OLDER_RUNS = {"pooling": "average"}
-
-
 def _saved_config(values, config_class):
-    """`config_class` from a run's saved config.json values, older runs' missing fields filled in."""
-    import dataclasses
-
-    fields = {field.name for field in dataclasses.fields(config_class)}
-    return config_class.from_dict({**{name: value for name, value in DEFAULTS_OF_OLDER_RUNS.items() if name in fields}, **values})
+    """`config_class` from a run's saved config.json values (`from_dict` migrates older runs' fields)."""
+    return config_class.from_dict(values)
 
 
 def open_run(run_dir, kind, config_class):
@@ -123,8 +115,11 @@ def with_dataset(data_config, dataset=None, **changes):
 
 
 def absolute_paths(config, fields=()):
-    """`config` with its `DataConfig` paths and the named path fields (e.g. "backbone_weights") made absolute."""
+    """`config` with its `DataConfig` paths, its image encoder's weights file (when it has one) and the
+    named path fields (e.g. "word_vectors") made absolute."""
     changes = {name: _absolute(getattr(config, name)) for name in fields}
+    if getattr(config, "image", None) is not None:
+        changes["image"] = config.image.replace(weights=_absolute(config.image.weights))
     return config.replace(data=absolute_data_paths(config.data), **changes)
 
 

@@ -3,9 +3,8 @@
 import keras
 from keras import ops
 
+from vsa_tf.config import image_encoder_config
 from vsa_tf.layers.region_features import RegionFeatureExtractor
-
-FEATURE_MODES = ("pixels", "cached")
 
 
 @keras.saving.register_keras_serializable(package="vsa_tf")
@@ -18,14 +17,9 @@ class RegionEncoder(keras.layers.Layer):
 
     Args:
         output_dim: h, the multimodal embedding size.
-        feature_mode: "pixels" or "cached".
+        image_encoder: a `vsa_tf.config.ImageEncoderConfig` (or its dict): "pixels" or "cached" mode and,
+            in pixel mode, the backbone and RoIAlign settings of the `RegionFeatureExtractor`.
         dropout: dropout rate on the CNN features.
-        backbone: backbone name for pixel mode.
-        backbone_weights: optional local weights file for an application backbone.
-        backbone_frozen: whether the backbone is frozen.
-        backbone_filters: block widths of the "simple" backbone.
-        pool_size: RoIAlign bins per side.
-        pooling: RoIAlign reduction, "average" or "flatten".
         kernel_initializer: initializer of W_m.
         **kwargs: base layer arguments.
 
@@ -38,7 +32,8 @@ class RegionEncoder(keras.layers.Layer):
         `(region_vectors, region_mask)`: float [B, R, h] and bool [B, R].
 
     Example:
-    >>> encoder = RegionEncoder(output_dim=4, feature_mode="cached")
+    >>> from vsa_tf.config import ImageEncoderConfig
+    >>> encoder = RegionEncoder(output_dim=4, image_encoder=ImageEncoderConfig(mode="cached"))
     >>> vectors, mask = encoder({"region_features": np.ones((2, 3, 6), "float32"), "region_mask": np.ones((2, 3), bool)})
     >>> vectors.shape
     TensorShape([2, 3, 4])
@@ -47,48 +42,20 @@ class RegionEncoder(keras.layers.Layer):
     CVPR 2015, section 3.1.1, eq. 1.
     """
 
-    def __init__(
-        self,
-        output_dim,
-        feature_mode="pixels",
-        dropout=0.0,
-        backbone="simple",
-        backbone_weights=None,
-        backbone_frozen=False,
-        backbone_filters=(32, 64, 128, 128),
-        pool_size=2,
-        pooling="average",
-        kernel_initializer="glorot_uniform",
-        **kwargs,
-    ):
+    def __init__(self, output_dim, image_encoder=None, dropout=0.0, kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
-        if feature_mode not in FEATURE_MODES:
-            raise ValueError(f"feature_mode must be one of {list(FEATURE_MODES)}; received {feature_mode!r}")
         if int(output_dim) <= 0:
             raise ValueError(f"output_dim must be positive; received {output_dim!r}")
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1); received {dropout!r}")
         self.output_dim = int(output_dim)
-        self.feature_mode = feature_mode
+        self.image_encoder = image_encoder_config(image_encoder)
         self.dropout = float(dropout)
-        self.backbone = backbone
-        self.backbone_weights = backbone_weights
-        self.backbone_frozen = backbone_frozen
-        self.backbone_filters = tuple(int(count) for count in backbone_filters)
-        self.pool_size = pool_size
-        self.pooling = pooling
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.feature_extractor = None
-        if feature_mode == "pixels":
-            self.feature_extractor = RegionFeatureExtractor(
-                backbone=backbone,
-                backbone_weights=backbone_weights,
-                backbone_frozen=backbone_frozen,
-                backbone_filters=self.backbone_filters,
-                pool_size=pool_size,
-                pooling=pooling,
-                name="region_features",
-                dtype=self.dtype_policy,
+        if not self.image_encoder.cached:
+            self.feature_extractor = RegionFeatureExtractor.from_image_encoder(
+                self.image_encoder, name="region_features", dtype=self.dtype_policy
             )
         self.feature_dropout = keras.layers.Dropout(self.dropout, name="feature_dropout")
         self.projection = keras.layers.Dense(
@@ -99,17 +66,17 @@ class RegionEncoder(keras.layers.Layer):
         )
 
     def _check_keys(self, inputs):
-        required = ("region_features", "region_mask") if self.feature_mode == "cached" else ("images", "boxes", "region_mask")
+        required = ("region_features", "region_mask") if self.image_encoder.cached else ("images", "boxes", "region_mask")
         missing = [key for key in required if key not in inputs]
         if missing:
             raise ValueError(
-                f"RegionEncoder(feature_mode={self.feature_mode!r}) needs batch keys {list(required)}; "
+                f"RegionEncoder(image_encoder.mode={self.image_encoder.mode!r}) needs batch keys {list(required)}; "
                 f"missing {missing} in the received keys {sorted(inputs)}"
             )
 
     def _feature_shape(self, input_shape):
         self._check_keys(input_shape)
-        if self.feature_mode == "cached":
+        if self.image_encoder.cached:
             return tuple(input_shape["region_features"])
         self.feature_extractor.build(input_shape)
         return tuple(self.feature_extractor.compute_output_shape(input_shape))
@@ -124,7 +91,7 @@ class RegionEncoder(keras.layers.Layer):
     def call(self, inputs, training=None):
         self._check_keys(inputs)
         region_mask = ops.cast(inputs["region_mask"], "bool")
-        if self.feature_mode == "cached":
+        if self.image_encoder.cached:
             features = ops.cast(inputs["region_features"], self.compute_dtype)  # (B, R, D)
         else:
             features = self.feature_extractor(inputs, training=training)  # (B, R, D)
@@ -142,14 +109,8 @@ class RegionEncoder(keras.layers.Layer):
         config.update(
             {
                 "output_dim": self.output_dim,
-                "feature_mode": self.feature_mode,
+                "image_encoder": self.image_encoder.to_dict(),
                 "dropout": self.dropout,
-                "backbone": self.backbone,
-                "backbone_weights": self.backbone_weights,
-                "backbone_frozen": self.backbone_frozen,
-                "backbone_filters": list(self.backbone_filters),
-                "pool_size": self.pool_size,
-                "pooling": self.pooling,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             }
         )

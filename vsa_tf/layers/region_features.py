@@ -2,6 +2,7 @@
 
 import keras
 
+from vsa_tf.config import image_encoder_config
 from vsa_tf.layers.backbones import Backbone
 from vsa_tf.layers.roi_pooling import RoIAlign
 
@@ -36,8 +37,27 @@ class RegionFeatureExtractor(keras.layers.Layer):
     >>> extractor(batch).shape
     TensorShape([2, 3, 8])
 
+    `RegionFeatureExtractor.from_image_encoder(ImageEncoderConfig(...))` builds it from the image
+    settings a model config carries (`vsa_tf.config.ImageEncoderConfig`).
+
     Reference: Karpathy & Fei-Fei 2015, eq. 1 (CNN(I_b)); Girshick, "Fast R-CNN", ICCV 2015.
     """
+
+    @classmethod
+    def from_image_encoder(cls, image_encoder, **kwargs):
+        """The extractor of a pixel-mode `ImageEncoderConfig` (or its dict); `kwargs` go to the layer."""
+        image_encoder = image_encoder_config(image_encoder)
+        if image_encoder.mode != "pixels":
+            raise ValueError(f"RegionFeatureExtractor needs a 'pixels' image encoder, received mode {image_encoder.mode!r}")
+        return cls(
+            backbone=image_encoder.backbone,
+            backbone_weights=image_encoder.weights,
+            backbone_frozen=image_encoder.frozen,
+            backbone_filters=image_encoder.filters,
+            pool_size=image_encoder.pool_size,
+            pooling=image_encoder.pooling,
+            **kwargs,
+        )
 
     def __init__(
         self,

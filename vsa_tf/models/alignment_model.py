@@ -6,6 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from vsa_tf.config import image_encoder_config
 from vsa_tf.layers.alignment_score import AlignmentScore
 from vsa_tf.layers.bag_of_words import BagOfWordsEncoder
 from vsa_tf.layers.brnn import BidirectionalRNNEncoder
@@ -34,7 +35,11 @@ class AlignmentModel(keras.Model):
     Args:
         vocabulary_size: number of token ids.
         region_dim: h, the multimodal space size.
-        feature_mode: "pixels" or "cached" (see `RegionEncoder`).
+        image_encoder: a `vsa_tf.config.ImageEncoderConfig` (or its dict): pixels or cached features
+            (see `RegionEncoder`), the backbone and RoIAlign settings in pixel mode ("flatten" pooling
+            keeps each region's layout, which shape words need; "average" keeps only channel means),
+            `feature_dim` of cached features (used to build the model before loading weights) and
+            "none" or "l2" normalisation of each cached region feature before the projection.
         sentence_encoder: "brnn" or "bag_of_words".
         embedding_dim: word embedding size.
         hidden_dim: BRNN state size.
@@ -42,15 +47,9 @@ class AlignmentModel(keras.Model):
         margin: ranking-loss margin.
         hardest_negative: use the hardest negative only (VSE++); see `HardestNegativeWarmup`.
         dropout: dropout rate on every non-recurrent connection.
-        backbone, backbone_weights, backbone_frozen, backbone_filters, pool_size, pooling: image side in
-            pixel mode (see `RegionEncoder`); "flatten" pooling keeps each region's layout (shape words
-            need it), "average" keeps only its channel means.
         embedding_trainable: whether the word embedding is trained.
         image_shape: (height, width) of the images in pixel mode, used to build the model before
             loading weights.
-        feature_dim: size D of cached region features, used to build the model before loading weights.
-        feature_normalization: "none" or "l2": in cached mode, each region feature is divided by its
-            L2 norm before the projection (keeps the scores O(1) with large pretrained CNN features).
         **kwargs: base model arguments.
 
     Call arguments:
@@ -62,7 +61,9 @@ class AlignmentModel(keras.Model):
         float [B, B] scores, image k x sentence l.
 
     Example:
-    >>> model = AlignmentModel(vocabulary_size=10, region_dim=4, feature_mode="cached", hidden_dim=3, embedding_dim=3)
+    >>> from vsa_tf.config import ImageEncoderConfig
+    >>> model = AlignmentModel(vocabulary_size=10, region_dim=4, image_encoder=ImageEncoderConfig(mode="cached"),
+    ...                        hidden_dim=3, embedding_dim=3)
     >>> batch = {"region_features": np.ones((2, 3, 5), "float32"), "region_mask": np.ones((2, 3), bool),
     ...          "tokens": np.array([[4, 5], [6, 0]], "int32"), "token_mask": np.array([[1, 1], [1, 0]], bool)}
     >>> model(batch).shape
@@ -76,7 +77,7 @@ class AlignmentModel(keras.Model):
         self,
         vocabulary_size,
         region_dim=256,
-        feature_mode="pixels",
+        image_encoder=None,
         sentence_encoder="brnn",
         embedding_dim=300,
         hidden_dim=300,
@@ -84,30 +85,18 @@ class AlignmentModel(keras.Model):
         margin=1.0,
         hardest_negative=False,
         dropout=0.0,
-        backbone="simple",
-        backbone_weights=None,
-        backbone_frozen=False,
-        backbone_filters=(32, 64, 128, 128),
-        pool_size=2,
-        pooling="flatten",
         embedding_trainable=True,
         image_shape=(128, 128),
-        feature_dim=None,
-        feature_normalization="none",
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if feature_normalization not in FEATURE_NORMALIZATIONS:
-            raise ValueError(
-                f"feature_normalization must be one of {list(FEATURE_NORMALIZATIONS)}; received {feature_normalization!r}"
-            )
+        image_encoder = image_encoder_config(image_encoder)
+        image_encoder.check_normalization("AlignmentModel", FEATURE_NORMALIZATIONS)
         if sentence_encoder not in SENTENCE_ENCODERS:
             raise ValueError(f"sentence_encoder must be one of {list(SENTENCE_ENCODERS)}; received {sentence_encoder!r}")
-        if feature_mode == "cached" and feature_dim is not None and int(feature_dim) < 1:
-            raise ValueError(f"feature_dim must be positive; received {feature_dim!r}")
         self.vocabulary_size = int(vocabulary_size)
         self.region_dim = int(region_dim)
-        self.feature_mode = feature_mode
+        self.image_encoder = image_encoder
         self.sentence_encoder = sentence_encoder
         self.embedding_dim = int(embedding_dim)
         self.hidden_dim = int(hidden_dim)
@@ -115,28 +104,11 @@ class AlignmentModel(keras.Model):
         self.margin = float(margin)
         self.hardest_negative = bool(hardest_negative)
         self.dropout = float(dropout)
-        self.backbone = backbone
-        self.backbone_weights = backbone_weights
-        self.backbone_frozen = backbone_frozen
-        self.backbone_filters = tuple(int(count) for count in backbone_filters)
-        self.pool_size = int(pool_size)
-        self.pooling = pooling
         self.embedding_trainable = embedding_trainable
         self.image_shape = tuple(int(size) for size in image_shape)
-        self.feature_dim = None if feature_dim is None else int(feature_dim)
-        self.feature_normalization = feature_normalization
 
         self.region_encoder = RegionEncoder(
-            output_dim=self.region_dim,
-            feature_mode=feature_mode,
-            dropout=self.dropout,
-            backbone=backbone,
-            backbone_weights=backbone_weights,
-            backbone_frozen=backbone_frozen,
-            backbone_filters=self.backbone_filters,
-            pool_size=self.pool_size,
-            pooling=self.pooling,
-            name="region_encoder",
+            output_dim=self.region_dim, image_encoder=image_encoder, dropout=self.dropout, name="region_encoder"
         )
         if sentence_encoder == "brnn":
             self.word_encoder = BidirectionalRNNEncoder(
@@ -161,6 +133,18 @@ class AlignmentModel(keras.Model):
         self.ranking_loss = RankingLoss(margin=self.margin, hardest_negative=self.hardest_negative, name="ranking_loss")
         # 0 = summed violations, 1 = hardest negative; `HardestNegativeWarmup` moves it after the warm-up.
         self.hardest_negative_weight = keras.Variable(1.0, trainable=False, name="hardest_negative_weight")
+
+    @property
+    def feature_mode(self):
+        return self.image_encoder.mode
+
+    @property
+    def feature_dim(self):
+        return self.image_encoder.feature_dim
+
+    @property
+    def feature_normalization(self):
+        return self.image_encoder.normalization
 
     def build(self, input_shape):
         if not isinstance(input_shape, dict) or "tokens" not in input_shape:
@@ -245,7 +229,7 @@ class AlignmentModel(keras.Model):
         }
         if self.feature_mode == "cached":
             if self.feature_dim is None:
-                raise ValueError("AlignmentModel(feature_mode='cached') needs feature_dim to be built from a dummy batch")
+                raise ValueError("AlignmentModel with a cached image encoder needs image_encoder.feature_dim to be built from a dummy batch")
             batch["region_features"] = np.zeros((batch_size, num_regions, self.feature_dim), "float32")
         else:
             batch["images"] = np.zeros((batch_size,) + self.image_shape + (3,), "float32")
@@ -300,7 +284,7 @@ class AlignmentModel(keras.Model):
             {
                 "vocabulary_size": self.vocabulary_size,
                 "region_dim": self.region_dim,
-                "feature_mode": self.feature_mode,
+                "image_encoder": self.image_encoder.to_dict(),
                 "sentence_encoder": self.sentence_encoder,
                 "embedding_dim": self.embedding_dim,
                 "hidden_dim": self.hidden_dim,
@@ -308,16 +292,8 @@ class AlignmentModel(keras.Model):
                 "margin": self.margin,
                 "hardest_negative": self.hardest_negative,
                 "dropout": self.dropout,
-                "backbone": self.backbone,
-                "backbone_weights": self.backbone_weights,
-                "backbone_frozen": self.backbone_frozen,
-                "backbone_filters": list(self.backbone_filters),
-                "pool_size": self.pool_size,
-                "pooling": self.pooling,
                 "embedding_trainable": self.embedding_trainable,
                 "image_shape": list(self.image_shape),
-                "feature_dim": self.feature_dim,
-                "feature_normalization": self.feature_normalization,
             }
         )
         return config

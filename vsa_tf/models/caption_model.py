@@ -5,12 +5,11 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from vsa_tf.config import image_encoder_config
 from vsa_tf.data.text import PAD_ID, START_ID
 from vsa_tf.layers.multimodal_rnn import MultimodalRNNDecoder
 from vsa_tf.layers.region_features import RegionFeatureExtractor
 from vsa_tf.models import cross_replica
-
-FEATURE_MODES = ("pixels", "cached")
 
 
 class _MaskedPerplexity(keras.metrics.Metric):
@@ -55,15 +54,13 @@ class CaptionModel(keras.Model):
         activate_inputs: pass b_v and W_hx x_t through the activation (the paper's remark).
         image_conditioning: "bias" (b_v at the first step) or "input" (image as the step before START).
         dropout: dropout on every non-recurrent connection.
-        image_normalization: "none" or "layer": LayerNormalization of CNN(I) before W_hi (see
-            `MultimodalRNNDecoder`).
-        feature_mode: "pixels" (backbone + RoIAlign of the batch's box) or "cached" (`region_features`).
-        backbone, backbone_weights, backbone_frozen, backbone_filters, pool_size, pooling: the image side
-            in pixel mode (see `RegionFeatureExtractor`); "flatten" pooling lets the decoder see where
-            things are (relations such as "to the left of"), "average" keeps only channel means.
+        image_encoder: a `vsa_tf.config.ImageEncoderConfig` (or its dict): "pixels" (backbone + RoIAlign
+            of the batch's box; "flatten" pooling lets the decoder see where things are, relations such
+            as "to the left of", "average" keeps only channel means) or "cached" (`region_features`,
+            `feature_dim` wide, used to build the model before loading weights), and "none" or "layer"
+            (LayerNormalization of CNN(I) before W_hi, see `MultimodalRNNDecoder`).
         image_shape: (height, width) of the images in pixel mode, used to build the model before
             loading weights.
-        feature_dim: size of the cached features, used to build the model before loading weights.
         **kwargs: base model arguments.
 
     Call arguments:
@@ -75,7 +72,8 @@ class CaptionModel(keras.Model):
         logits float [B, T + 1, vocabulary_size] for the targets `tokens[:, 1:]`.
 
     Example:
-    >>> model = CaptionModel(vocabulary_size=10, hidden_dim=4, embedding_dim=3, feature_mode="cached")
+    >>> from vsa_tf.config import ImageEncoderConfig
+    >>> model = CaptionModel(vocabulary_size=10, hidden_dim=4, embedding_dim=3, image_encoder=ImageEncoderConfig(mode="cached"))
     >>> batch = {"region_features": np.ones((2, 1, 5), "float32"), "region_mask": np.ones((2, 1), bool),
     ...          "tokens": np.array([[2, 4, 5, 3], [2, 6, 3, 0]], "int32")}
     >>> model(batch).shape
@@ -95,23 +93,13 @@ class CaptionModel(keras.Model):
         activate_inputs=False,
         image_conditioning="bias",
         dropout=0.0,
-        image_normalization="none",
-        feature_mode="pixels",
-        backbone="simple",
-        backbone_weights=None,
-        backbone_frozen=False,
-        backbone_filters=(32, 64, 128, 128),
-        pool_size=2,
-        pooling="flatten",
+        image_encoder=None,
         image_shape=(128, 128),
-        feature_dim=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if feature_mode not in FEATURE_MODES:
-            raise ValueError(f"feature_mode must be one of {list(FEATURE_MODES)}; received {feature_mode!r}")
-        if feature_dim is not None and int(feature_dim) < 1:
-            raise ValueError(f"feature_dim must be positive; received {feature_dim!r}")
+        image_encoder = image_encoder_config(image_encoder)
+        image_encoder.check_normalization("CaptionModel", ("none", "layer"))
         self.vocabulary_size = int(vocabulary_size)
         self.hidden_dim = int(hidden_dim)
         self.embedding_dim = int(embedding_dim)
@@ -119,27 +107,11 @@ class CaptionModel(keras.Model):
         self.activate_inputs = bool(activate_inputs)
         self.image_conditioning = image_conditioning
         self.dropout = float(dropout)
-        self.image_normalization = image_normalization
-        self.feature_mode = feature_mode
-        self.backbone = backbone
-        self.backbone_weights = backbone_weights
-        self.backbone_frozen = bool(backbone_frozen)
-        self.backbone_filters = tuple(int(count) for count in backbone_filters)
-        self.pool_size = int(pool_size)
-        self.pooling = pooling
+        self.image_encoder = image_encoder
         self.image_shape = tuple(int(size) for size in image_shape)
-        self.feature_dim = None if feature_dim is None else int(feature_dim)
         self.feature_extractor = None
-        if feature_mode == "pixels":
-            self.feature_extractor = RegionFeatureExtractor(
-                backbone=backbone,
-                backbone_weights=backbone_weights,
-                backbone_frozen=self.backbone_frozen,
-                backbone_filters=self.backbone_filters,
-                pool_size=self.pool_size,
-                pooling=self.pooling,
-                name="feature_extractor",
-            )
+        if not image_encoder.cached:
+            self.feature_extractor = RegionFeatureExtractor.from_image_encoder(image_encoder, name="feature_extractor")
         self.decoder = MultimodalRNNDecoder(
             vocabulary_size=self.vocabulary_size,
             hidden_dim=self.hidden_dim,
@@ -148,11 +120,23 @@ class CaptionModel(keras.Model):
             activate_inputs=self.activate_inputs,
             image_conditioning=image_conditioning,
             dropout=self.dropout,
-            image_normalization=image_normalization,
+            image_normalization=image_encoder.normalization,
             name="decoder",
         )
         self.perplexity = _MaskedPerplexity(name="perplexity")
         self._generate_functions = {}
+
+    @property
+    def feature_mode(self):
+        return self.image_encoder.mode
+
+    @property
+    def feature_dim(self):
+        return self.image_encoder.feature_dim
+
+    @property
+    def image_normalization(self):
+        return self.image_encoder.normalization
 
     def build(self, input_shape):
         # An explicit build: without it Keras would build the sub-layers while tracing `call`
@@ -271,16 +255,8 @@ class CaptionModel(keras.Model):
                 "activate_inputs": self.activate_inputs,
                 "image_conditioning": self.image_conditioning,
                 "dropout": self.dropout,
-                "image_normalization": self.image_normalization,
-                "feature_mode": self.feature_mode,
-                "backbone": self.backbone,
-                "backbone_weights": self.backbone_weights,
-                "backbone_frozen": self.backbone_frozen,
-                "backbone_filters": list(self.backbone_filters),
-                "pool_size": self.pool_size,
-                "pooling": self.pooling,
+                "image_encoder": self.image_encoder.to_dict(),
                 "image_shape": list(self.image_shape),
-                "feature_dim": self.feature_dim,
             }
         )
         return config
