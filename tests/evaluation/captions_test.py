@@ -197,3 +197,10 @@ def test_verbatim_fraction_ignores_case_and_punctuation():
     assert captions.verbatim_fraction(["a cat"], ["a cat", "b"]) == 1.0
     with pytest.raises(ValueError, match="No candidate captions"):
         captions.verbatim_fraction([], training)
+
+
+def test_distinct_fraction_counts_captions_equal_after_tokenisation_once():
+    assert captions.distinct_fraction({1: "A dog runs.", 2: "a dog runs", 3: "a cat", 4: "a dog  runs"}) == 0.5
+    assert captions.distinct_fraction(["same"] * 4) == 0.25
+    with pytest.raises(ValueError, match="No candidate captions"):
+        captions.distinct_fraction([])

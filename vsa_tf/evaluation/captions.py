@@ -319,3 +319,20 @@ def verbatim_fraction(candidates, training_captions):
     known = {" ".join(tokens) for tokens in _tokenize_all(training)}
     found = sum(" ".join(tokens) in known for tokens in _tokenize_all(candidates))
     return found / len(candidates)
+
+
+def distinct_fraction(candidates):
+    """Fraction of distinct captions among the candidates, after the project's tokenisation.
+
+    1.0: every image got its own caption; 1 / N: one sentence for every image (a collapsed captioner,
+    whose BLEU and CIDEr can still look plausible). Reported beside the metrics by `evaluate-captions`.
+
+    Args:
+        candidates: {id: str} or a list of strings.
+    """
+    if isinstance(candidates, dict):
+        candidates = list(candidates.values())
+    candidates = list(candidates)
+    if not candidates:
+        raise ValueError("No candidate captions (received an empty collection)")
+    return len({" ".join(tokens) for tokens in _tokenize_all(candidates)}) / len(candidates)
