@@ -118,6 +118,58 @@ class AtomicBestWeights(keras.callbacks.Callback):
 save_weights_atomically = atomic_save_weights  # the name callers know
 
 
+class PatienceStopping(keras.callbacks.Callback):
+    """Stops training when `monitor` has not improved for `patience` epochs; survives a resume.
+
+    Keras' `EarlyStopping` counts the epochs since the best one in memory, so a run resumed by
+    `BackupAndRestore` would start counting again. Here the count is the absolute epoch index minus the
+    best epoch's, and the best value and epoch are read back from `AtomicBestWeights`' record file.
+
+    Args:
+        patience: epochs without improvement before stopping (>= 1).
+        monitor: a key of the epoch logs; an epoch without it never counts as an improvement.
+        mode: "min" or "max".
+        record_path: optional JSON written by `AtomicBestWeights` ({"monitor", "value", "epoch"}).
+    """
+
+    def __init__(self, patience, monitor="val_loss", mode="min", record_path=None):
+        super().__init__()
+        if int(patience) < 1:
+            raise ValueError(f"patience must be >= 1, received {patience!r}")
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', received {mode!r}")
+        self.patience = int(patience)
+        self.monitor = monitor
+        self.mode = mode
+        self.record_path = record_path
+        self.best = math.inf if mode == "min" else -math.inf
+        self.best_epoch = -1
+        self.stopped_epoch = None
+
+    def on_train_begin(self, logs=None):
+        if self.record_path and os.path.exists(self.record_path):
+            with open(self.record_path, encoding="utf-8") as stream:
+                record = json.load(stream)
+            if record.get("monitor") == self.monitor and record.get("value") is not None:
+                self.best, self.best_epoch = float(record["value"]), int(record.get("epoch", -1))
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and math.isfinite(float(value)):
+            value = float(value)
+            if (value < self.best) if self.mode == "min" else (value > self.best):
+                self.best, self.best_epoch = value, int(epoch)
+                return
+        if int(epoch) - self.best_epoch >= self.patience:
+            self.stopped_epoch = int(epoch)
+            self.model.stop_training = True
+            print(
+                f"early stopping after epoch {epoch + 1}: {self.monitor} has not improved for {self.patience} epoch(s) "
+                f"(best {self.best:.4g} at epoch {self.best_epoch + 1})",
+                flush=True,
+            )
+
+
 class NanGuard(keras.callbacks.Callback):
     """Stops training as soon as a batch loss is NaN/inf and remembers why (the best checkpoint stays)."""
 
@@ -147,6 +199,7 @@ def fit_model(
     strategy=None,
     steps_per_epoch=None,
     verbose="auto",
+    patience=None,
 ):
     """Trains `model` (already compiled) with backups, atomic best weights, history and a NaN guard.
 
@@ -161,6 +214,8 @@ def fit_model(
         strategy: a `tf.distribute.Strategy`; a `MultiWorkerMirroredStrategy` uses a custom loop.
         steps_per_epoch: optional cap on steps per epoch.
         verbose: passed to `model.fit` (progress bar by default).
+        patience: stop when `monitor` has not improved for this many epochs (`PatienceStopping`,
+            resume-safe); None trains every epoch. Early stopping makes a large `epochs` a safe budget.
     Returns:
         `keras.callbacks.History`-like dict of per-epoch logs.
     Raises:
@@ -170,6 +225,9 @@ def fit_model(
         raise ValueError(f"epochs must be >= 1, received {epochs}")
     callbacks = list(callbacks or [])
     nan_guard = NanGuard()
+    if patience is not None:  # after the callbacks that add `val_*` logs (e.g. a retrieval evaluator)
+        record = os.path.join(run_dir, BEST_WEIGHTS + ".json") if run_dir is not None else None
+        callbacks.append(PatienceStopping(patience, monitor=monitor, mode=monitor_mode, record_path=record))
     if run_dir is not None:
         os.makedirs(run_dir, exist_ok=True)
         # BackupAndRestore goes last: an epoch counts as done for a resumed run only once its
