@@ -151,26 +151,26 @@ def subset_dataset(root, work, train_images, val_images):
 
 
 def ensure_weights(path):
-    from vsa_tf.pretrained import efficientnet_lite
+    from vsa_tf.pretrained import conversion
 
     if os.path.isfile(path):
         return {"weights": path, "converted": False}
-    state_dict = efficientnet_lite.read_torch_state_dict(efficientnet_lite.default_state_dict_path())
-    efficientnet_lite.convert_state_dict_to_weights_file(state_dict, path)
+    state_dict = conversion.read_torch_state_dict(conversion.default_state_dict_path())
+    conversion.convert_state_dict_to_weights_file(state_dict, path)
     return {"weights": path, "converted": True}
 
 
 def ensure_features(dataset_path, root, weights, features_dir):
     """Reuses a complete features folder covering the dataset, or caches the features into it."""
     from vsa_tf.data.features import FeatureStore
-    from vsa_tf.pretrained import efficientnet_lite
+    from vsa_tf.jobs import features
 
     needed = [record.filename for record in readers.read_dataset(dataset_path).records if record.split in ("train", "val")]
     if os.path.isfile(os.path.join(features_dir, "index.json")):
         store = FeatureStore(features_dir)
         if all(filename in store for filename in needed):
             return {"features": features_dir, "reused": True, "count": store.count, "dims": store.dims}
-    summary = efficientnet_lite.cache_region_features(
+    summary = features.cache_region_features(
         os.path.join(root, "dataset_flickr8k.json"), os.path.join(root, "images"), os.path.join(root, "boxes.json"),
         weights, features_dir, image_size=IMAGE_SIZE, max_boxes=MAX_BOXES, splits=("train", "val"),
     )
@@ -181,29 +181,32 @@ def ensure_features(dataset_path, root, weights, features_dir):
 def feature_throughput(root, weights, work, count, batch_size=16):
     """Images/s of `cache_region_features` on `count` images, of the Keras forward alone, and of the peer:
     the same network in PyTorch (`torch_reference_logits`, CPU, eval mode), on the same decoded images."""
+    from vsa_tf.jobs import features
+    from vsa_tf.pretrained import conversion
     from vsa_tf.pretrained import efficientnet_lite
+    from vsa_tf.pretrained import imagenet
 
-    summary = efficientnet_lite.cache_region_features(
+    summary = features.cache_region_features(
         os.path.join(root, "dataset_flickr8k.json"), os.path.join(root, "images"), os.path.join(root, "boxes.json"),
         weights, os.path.join(work, "throughput_features"), image_size=IMAGE_SIZE, max_boxes=MAX_BOXES,
         splits=("train", "val"), limit=count, batch_size=batch_size, shard_size=count,
     )
     result = {"images": count, "cache_region_features_images_per_second": summary["images_per_second"]}
     records = [record for record in readers.read_dataset(os.path.join(root, "dataset_flickr8k.json")).records][:count]
-    images = efficientnet_lite.load_images([os.path.join(root, "images", record.filename) for record in records], IMAGE_SIZE)
+    images = imagenet.load_images([os.path.join(root, "images", record.filename) for record in records], IMAGE_SIZE)
     classifier = efficientnet_lite.build_efficientnet_lite0(weights, include_top=True)
     classifier.predict(images[:batch_size], batch_size=batch_size, verbose=0)  # trace once
     started = time.perf_counter()
     classifier.predict(images, batch_size=batch_size, verbose=0)
     result["keras_forward_images_per_second"] = round(count / (time.perf_counter() - started), 2)
     try:
-        state_dict = efficientnet_lite.read_torch_state_dict(efficientnet_lite.default_state_dict_path())
+        state_dict = conversion.read_torch_state_dict(conversion.default_state_dict_path())
     except ValueError as error:  # torch or the weights package missing: no peer
         result["peer"] = f"not measured: {error}"
         return result
     started = time.perf_counter()
     for begin in range(0, count, batch_size):
-        efficientnet_lite.torch_reference_logits(state_dict, images[begin : begin + batch_size])
+        conversion.torch_reference_logits(state_dict, images[begin : begin + batch_size])
     result["peer_torch_forward_images_per_second"] = round(count / (time.perf_counter() - started), 2)
     return result
 

@@ -4,7 +4,7 @@
     python scripts/convert_efficientnet_lite.py --out weights/efficientnet_lite0.weights.h5 \
         --check-images photo1.jpg photo2.jpg --verify
 
-Same as `vsa-tf convert-efficientnet-lite ...`; see `vsa_tf/pretrained/efficientnet_lite.py`.
+Same as `vsa-tf convert-efficientnet-lite ...`; see `vsa_tf/pretrained/conversion.py`.
 """
 
 import sys

@@ -4,27 +4,23 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.pretrained.efficientnet_lite_test import NUM_CLASSES
-from tests.pretrained.efficientnet_lite_test import TINY_ARCHITECTURE
-from tests.pretrained.efficientnet_lite_test import synthetic_state_dict
-from tests.pretrained.efficientnet_lite_test import write_tiny_dataset
+from tests.pretrained.tiny_efficientnet import TINY_ARCHITECTURE
+from tests.pretrained.tiny_efficientnet import build_tiny_lite0
+from tests.pretrained.tiny_efficientnet import synthetic_state_dict
+from tests.pretrained.tiny_efficientnet import write_tiny_dataset
 from vsa_tf import cli
 from vsa_tf.data.features import FeatureStore
+from vsa_tf.pretrained import conversion
 from vsa_tf.pretrained import efficientnet_lite
+from vsa_tf.pretrained import imagenet
 
 
 @pytest.fixture
 def tiny_lite0(tmp_path, monkeypatch):
     """Swaps Lite0 for the tiny stage table (same stem/head widths) and returns its converted weights file."""
     path = str(tmp_path / "tiny.weights.h5")
-    efficientnet_lite.convert_state_dict_to_weights_file(synthetic_state_dict(TINY_ARCHITECTURE), path, architecture=TINY_ARCHITECTURE)
-
-    def build_tiny(weights_path=None, include_top=False, input_shape=(None, None, 3)):
-        return efficientnet_lite.build_efficientnet_lite(
-            TINY_ARCHITECTURE, weights_path=weights_path, include_top=include_top, num_classes=NUM_CLASSES, input_shape=input_shape
-        )
-
-    monkeypatch.setattr(efficientnet_lite, "build_efficientnet_lite0", build_tiny)
+    conversion.convert_state_dict_to_weights_file(synthetic_state_dict(TINY_ARCHITECTURE), path, architecture=TINY_ARCHITECTURE)
+    monkeypatch.setattr(efficientnet_lite, "build_efficientnet_lite0", build_tiny_lite0)
     return path
 
 
@@ -77,7 +73,7 @@ def test_convert_command_converts_and_classifies(tmp_path, capsys):
     assert out.is_file() and result["parameters"] == 4694024 and "max_abs_logit_difference_vs_torch" not in result
     top = result["top5"][0]["top"]
     assert len(top) == 5 and top[0]["probability"] >= top[-1]["probability"]
-    names = efficientnet_lite.imagenet_class_names()
+    names = imagenet.imagenet_class_names()
     assert all(entry["name"] == names[entry["index"]] for entry in top)
 
 

@@ -67,21 +67,22 @@ def register(subparsers):
 def run_convert(args):
     import numpy as np
 
-    from vsa_tf.pretrained import efficientnet_lite
+    from vsa_tf.pretrained import conversion
+    from vsa_tf.pretrained import imagenet
 
-    state_dict_path = args.state_dict or efficientnet_lite.default_state_dict_path()
-    state_dict = efficientnet_lite.read_torch_state_dict(state_dict_path)
-    classifier = efficientnet_lite.convert_state_dict_to_weights_file(state_dict, args.out)
+    state_dict_path = args.state_dict or conversion.default_state_dict_path()
+    state_dict = conversion.read_torch_state_dict(state_dict_path)
+    classifier = conversion.convert_state_dict_to_weights_file(state_dict, args.out)
     result = {"state_dict": state_dict_path, "out": args.out, "parameters": int(classifier.count_params())}
     if args.check_images:
-        result["top5"] = efficientnet_lite.classify_images(args.out, args.check_images)
+        result["top5"] = imagenet.classify_images(args.out, args.check_images)
     if args.verify:
         if args.check_images:
-            images = efficientnet_lite.load_images(args.check_images)
+            images = imagenet.load_images(args.check_images)
         else:
             images = np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype("float32")
         keras_logits = classifier.predict(images, verbose=0)
-        torch_logits = efficientnet_lite.torch_reference_logits(state_dict, images)
+        torch_logits = conversion.torch_reference_logits(state_dict, images)
         result["max_abs_logit_difference_vs_torch"] = float(np.abs(keras_logits - torch_logits).max())
         result["same_top1_as_torch"] = bool((keras_logits.argmax(-1) == torch_logits.argmax(-1)).all())
     print(json.dumps(result, indent=2))
@@ -89,16 +90,16 @@ def run_convert(args):
 
 
 def run_top5(args):
-    from vsa_tf.pretrained import efficientnet_lite
+    from vsa_tf.pretrained import imagenet
 
-    print(json.dumps(efficientnet_lite.classify_images(args.weights, args.images), indent=2))
+    print(json.dumps(imagenet.classify_images(args.weights, args.images), indent=2))
     return 0
 
 
 def run_cache_features(args):
-    from vsa_tf.pretrained import efficientnet_lite
+    from vsa_tf.jobs import features
 
-    summary = efficientnet_lite.cache_region_features(
+    summary = features.cache_region_features(
         args.dataset,
         args.images,
         args.boxes,
