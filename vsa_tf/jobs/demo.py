@@ -25,6 +25,7 @@ from vsa_tf.config import (
     atomic_write_text,
     save_config,
 )
+from vsa_tf.evaluation import oracle
 
 
 class _Stages:
@@ -277,16 +278,15 @@ def _caption_oracle(records, truth, samples=2000):
     What a captioner that had learned the world's sentences perfectly would score with exact MAP
     decoding (the target of beam search) and with greedy decoding, on the evaluated test images.
     """
-    from vsa_tf.data import synthetic
     from vsa_tf.evaluation import captions as caption_metrics
 
     references, most_probable, greedy, frequencies = {}, {}, {}, []
     for index, record in enumerate(records):
-        oracle = synthetic.caption_oracle(truth["images"][record.filename], samples=samples, seed=index)
+        decoded = oracle.caption_oracle(truth["images"][record.filename], samples=samples, seed=index)
         references[index] = [sentence.text for sentence in record.sentences]
-        most_probable[index] = " ".join(oracle["mode"])
-        greedy[index] = " ".join(oracle["greedy"])
-        frequencies.append(oracle["mode_frequency"])
+        most_probable[index] = " ".join(decoded["mode"])
+        greedy[index] = " ".join(decoded["greedy"])
+        frequencies.append(decoded["mode_frequency"])
     return {
         "most_probable": caption_metrics.caption_scores(references, most_probable),
         "greedy": caption_metrics.caption_scores(references, greedy),
