@@ -27,6 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from vsa_tf.config import ImageEncoderConfig  # noqa: E402
 from vsa_tf.data.text import END_ID, PAD_ID, START_ID  # noqa: E402
 from vsa_tf.models.caption_model import CaptionModel  # noqa: E402
 from vsa_tf.samplers import BeamSampler  # noqa: E402
@@ -94,7 +95,8 @@ def main():
 
     tf.random.set_seed(0)
     model = CaptionModel(
-        args.vocabulary, hidden_dim=args.hidden, embedding_dim=args.hidden, feature_mode="cached", feature_dim=args.feature_dim
+        args.vocabulary, hidden_dim=args.hidden, embedding_dim=args.hidden,
+        image_encoder=ImageEncoderConfig(mode="cached", feature_dim=args.feature_dim),
     )
     model.build_from_dummy()
     features = np.random.RandomState(0).rand(args.images, 1, args.feature_dim).astype("float32")

@@ -26,6 +26,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from vsa_tf.config import ImageEncoderConfig  # noqa: E402
 from vsa_tf.models.alignment_model import AlignmentModel  # noqa: E402
 
 PEER_MS_PER_STEP = 490.0
@@ -74,9 +75,9 @@ def time_training(jit_compile, steps, warmup, sizes):
     keras.utils.clear_session()
     keras.utils.set_random_seed(0)
     model = AlignmentModel(
-        vocabulary_size=sizes["vocabulary"], region_dim=sizes["region_dim"], feature_mode="cached",
+        vocabulary_size=sizes["vocabulary"], region_dim=sizes["region_dim"],
+        image_encoder=ImageEncoderConfig(mode="cached", feature_dim=sizes["feature_dim"]),
         embedding_dim=sizes["embedding_dim"], hidden_dim=sizes["hidden_dim"], dropout=0.5,
-        feature_dim=sizes["feature_dim"],
     )
     model.compile_for_training(learning_rate=1e-6, momentum=0.9, clip_value=5.0, weight_decay=1e-5, jit_compile=jit_compile)
     batch = {key: tf.constant(value) for key, value in make_batch(sizes).items()}

@@ -43,7 +43,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np  # noqa: E402
 
-from vsa_tf.config import AlignmentConfig, CaptionConfig, DataConfig, atomic_write_text  # noqa: E402
+from vsa_tf.config import AlignmentConfig, CaptionConfig, DataConfig, ImageEncoderConfig, atomic_write_text  # noqa: E402
 from vsa_tf.data import readers  # noqa: E402
 
 # Karpathy & Fei-Fei 2015, Table 1 (Flickr8K, "Our model: BRNN") and Table 2 (Flickr8K).
@@ -312,13 +312,12 @@ def run_protocol(args):
     )
     alignment_settings = dict(
         data=data_config,
-        feature_mode="cached",
+        image=ImageEncoderConfig(mode="cached", normalization=args.feature_normalization),
         region_dim=args.region_dim,
         hidden_dim=args.hidden_dim,
         embedding_dim=args.embedding_dim,
         epochs=args.alignment_epochs,
         word_vectors=args.word_vectors,
-        feature_normalization=args.feature_normalization,
         optimizer=args.alignment_optimizer,
     )
     if args.alignment_learning_rate is not None:

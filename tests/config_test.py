@@ -1,16 +1,26 @@
 import json
 import os
+import re
 
 import pytest
 
-from vsa_tf.config import AlignmentConfig, CaptionConfig, DataConfig, load_config, save_config
+from vsa_tf.config import (
+    AlignmentConfig,
+    CaptionConfig,
+    DataConfig,
+    EmbeddingConfig,
+    ImageEncoderConfig,
+    load_config,
+    migrate_flat_image_fields,
+    save_config,
+)
 
 
 @pytest.mark.parametrize(
     "config",
     [
         AlignmentConfig(data=DataConfig(dataset="d.json", images="images"), optimizer="adam", learning_rate=2e-4),
-        CaptionConfig(data=DataConfig(dataset="d.json", images="images"), image_normalization="layer"),
+        CaptionConfig(data=DataConfig(dataset="d.json", images="images"), image=ImageEncoderConfig(normalization="layer")),
     ],
     ids=["alignment", "caption"],
 )
@@ -21,8 +31,8 @@ def test_round_trip_keeps_the_new_fields(tmp_path, config):
 
 
 def test_older_config_files_load_with_defaults(tmp_path):
-    # A run folder written before `optimizer` / `image_normalization` existed keeps its old behaviour.
-    for config_class, field_name, default in ((AlignmentConfig, "optimizer", "sgd"), (CaptionConfig, "image_normalization", "none")):
+    # A run folder written before `optimizer` / `image` existed keeps its old behaviour.
+    for config_class, field_name, default in ((AlignmentConfig, "optimizer", "sgd"), (CaptionConfig, "image", ImageEncoderConfig())):
         values = config_class().to_dict()
         del values[field_name]
         path = tmp_path / f"{field_name}.json"
@@ -33,8 +43,107 @@ def test_older_config_files_load_with_defaults(tmp_path):
 def test_rejects_unknown_choices_with_the_received_value():
     with pytest.raises(ValueError, match="AlignmentConfig.optimizer must be one of \\['sgd', 'adam'\\], received 'lbfgs'"):
         AlignmentConfig(optimizer="lbfgs")
-    with pytest.raises(ValueError, match="CaptionConfig.image_normalization must be one of \\['none', 'layer'\\], received 'batch'"):
-        CaptionConfig(image_normalization="batch")
+    with pytest.raises(ValueError, match="CaptionConfig.cell must be one of \\['rnn', 'lstm'\\], received 'gru'"):
+        CaptionConfig(cell="gru")
+
+
+@pytest.mark.parametrize(
+    "field_name, value, message",
+    [
+        ("mode", "features", "ImageEncoderConfig.mode must be one of \\['pixels', 'cached'\\], received 'features'"),
+        ("pooling", "max", "ImageEncoderConfig.pooling must be one of \\['flatten', 'average'\\], received 'max'"),
+        ("normalization", "batch", "ImageEncoderConfig.normalization must be one of \\['none', 'l2', 'layer'\\], received 'batch'"),
+        ("pool_size", 0, "ImageEncoderConfig.pool_size must be >= 1, received 0"),
+        ("feature_dim", 0, "ImageEncoderConfig.feature_dim must be >= 1 or None, received 0"),
+        ("filters", (4, 0), "ImageEncoderConfig.filters must be positive widths, received \\(4, 0\\)"),
+        ("filters", (), "ImageEncoderConfig.filters must be positive widths, received \\(\\)"),
+    ],
+)
+def test_image_encoder_config_rejects_bad_values_with_the_received_value(field_name, value, message):
+    with pytest.raises(ValueError, match=message):
+        ImageEncoderConfig(**{field_name: value})
+
+
+def test_image_encoder_config_defaults_and_types():
+    image = ImageEncoderConfig(filters=[4, 8])
+    assert image.filters == (4, 8) and not image.cached and ImageEncoderConfig(mode="cached", feature_dim=6).cached
+    assert (image.mode, image.backbone, image.weights, image.frozen) == ("pixels", "simple", None, False)
+    assert (image.pool_size, image.pooling, image.feature_dim, image.normalization) == (2, "flatten", None, "none")
+    with pytest.raises(ValueError, match="ImageEncoderConfig: unknown field\\(s\\) \\['feature_mode'\\]"):
+        ImageEncoderConfig.from_dict({"feature_mode": "cached"})
+
+
+@pytest.mark.parametrize("config_class", [AlignmentConfig, CaptionConfig, EmbeddingConfig])
+def test_nested_image_round_trips_through_json(tmp_path, config_class):
+    image = ImageEncoderConfig(mode="cached", weights="cnn.weights.h5", frozen=True, filters=(4, 8), pool_size=3, pooling="average", feature_dim=6)
+    config = config_class(data=DataConfig(dataset="d.json", images="images"), image=image)
+    path = str(tmp_path / "config.json")
+    save_config(config, path)
+    assert json.loads(open(path).read())["image"]["filters"] == [4, 8]
+    loaded = load_config(config_class, path)
+    assert loaded == config and isinstance(loaded.image, ImageEncoderConfig) and loaded.image.filters == (4, 8)
+    assert config_class.from_json(config.to_json()) == config
+    # The image may also be given as the dict read back from JSON.
+    assert config_class(image=image.to_dict()).image == image
+    with pytest.raises(ValueError, match="image: expected an ImageEncoderConfig or a JSON object, received str: 'cached'"):
+        config_class(image="cached")
+
+
+@pytest.mark.parametrize(
+    "config_class, accepted",
+    [(AlignmentConfig, ("none", "l2")), (CaptionConfig, ("none", "layer")), (EmbeddingConfig, ("none",))],
+)
+def test_each_model_config_accepts_its_image_normalizations(config_class, accepted):
+    for normalization in ("none", "l2", "layer"):
+        image = ImageEncoderConfig(normalization=normalization)
+        if normalization in accepted:
+            assert config_class(image=image).image.normalization == normalization
+        else:
+            message = f"{config_class.__name__}: image normalization must be one of {list(accepted)}, received '{normalization}'"
+            with pytest.raises(ValueError, match=re.escape(message)):
+                config_class(image=image)
+
+
+def test_migrate_flat_image_fields_folds_an_old_config_into_image():
+    old = {
+        "kind": "alignment",
+        "data": {"dataset": "d.json", "images": "images", "features": None},
+        "feature_mode": "pixels",
+        "backbone": "simple",
+        "backbone_weights": "cnn.weights.h5",
+        "backbone_frozen": True,
+        "backbone_filters": [4, 8],
+        "pool_size": 3,
+        "feature_dim": None,
+        "feature_normalization": "l2",
+        "region_dim": 8,
+        "beta": 0.5,
+    }
+    original = json.loads(json.dumps(old))
+    migrated = migrate_flat_image_fields(old, dropped=("beta",))
+    assert migrated == {
+        "kind": "alignment",
+        "data": {"dataset": "d.json", "images": "images", "features": None},
+        "region_dim": 8,
+        "image": {
+            "mode": "pixels", "backbone": "simple", "weights": "cnn.weights.h5", "frozen": True, "filters": [4, 8],
+            "pool_size": 3, "pooling": "average", "feature_dim": None, "normalization": "l2",
+        },  # no `pooling` saved: the runs older than the field used "average"
+    }
+    assert old == original  # the saved values are not modified
+    config = AlignmentConfig.from_dict(old)
+    assert config.region_dim == 8 and config.image == ImageEncoderConfig(
+        weights="cnn.weights.h5", frozen=True, filters=(4, 8), pool_size=3, pooling="average", normalization="l2"
+    )
+    # A caption run's `image_normalization` and a saved `pooling`; the mode defaults to pixels.
+    caption = migrate_flat_image_fields({"kind": "caption", "image_normalization": "layer", "pooling": "flatten", "hidden_dim": 4})
+    assert caption == {"kind": "caption", "hidden_dim": 4, "image": {"pooling": "flatten", "normalization": "layer", "mode": "pixels"}}
+    # The joint embedding had no feature_mode: it used cached features whenever data.features was set.
+    embedding = EmbeddingConfig.from_dict({"kind": "embedding", "data": {"features": "features"}, "backbone_filters": [4, 8]})
+    assert embedding.image == ImageEncoderConfig(mode="cached", filters=(4, 8), pooling="average")
+    # Values already in today's form come back as they are.
+    today = AlignmentConfig().to_dict()
+    assert migrate_flat_image_fields(today, dropped=("beta",)) is today
 
 
 def test_data_config_split_options_round_trip_and_default_for_older_files(tmp_path):

@@ -3,7 +3,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -31,26 +30,32 @@ def test_fit_model_writes_best_weights_history_and_status(tmp_path):
     assert json.loads((tmp_path / "run" / "training_status.json").read_text())["status"] == "finished"
 
 
+@pytest.mark.timeout(600)  # a safety net only: the test waits on the child's output, never on a clock
 def test_killed_training_resumes_from_last_backup(tmp_path):
     run_dir = tmp_path / "run"
+    # The child blocks after batch 2 of epoch 1 and says so; the kill lands there, mid-epoch, once
+    # epoch 0 has ended (and its backup is written).
+    stderr = open(tmp_path / "stderr.txt", "w")
     process = subprocess.Popen(
-        [sys.executable, SCRIPT, str(run_dir), "4", "--sleep", "0.15"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [sys.executable, SCRIPT, str(run_dir), "4", "--hold-at", "1", "2"],
+        stdout=subprocess.PIPE, stderr=stderr, text=True,
     )
-    # Wait until the second epoch is under way (the first epoch's backup then exists), kill mid-epoch.
-    deadline = time.time() + 120
-    seen = []
-    for line in process.stdout:
-        seen.append(line.strip())
-        if line.strip() == "batch 2" and "epoch 1" in seen:
-            break
-        if time.time() > deadline:
-            break
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
-    assert "epoch 1" in seen, seen
+    try:
+        seen = []
+        for line in iter(process.stdout.readline, ""):  # "" once the child has exited
+            seen.append(line.strip())
+            if line.startswith("holding"):
+                break
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        process.stdout.close()
+        stderr.close()
+    assert seen == ["epoch 0 begin", "epoch 0 end", "epoch 1 begin", "holding at epoch 1 batch 2"], (
+        seen, (tmp_path / "stderr.txt").read_text()[-2000:])
     assert (run_dir / "backup").exists()
     assert not (run_dir / "training_status.json").exists()
+    assert [line.split(",")[0] for line in (run_dir / "history.csv").read_text().splitlines()[1:]] == ["0"]
 
     code, result, completed = run_script(run_dir, 4)
     assert code == 0, completed.stderr[-2000:]

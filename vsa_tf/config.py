@@ -226,9 +226,9 @@ def migrate_flat_image_fields(values, dropped=()):
     had no `pooling` and were trained with "average". Values that already hold `image` are returned
     unchanged. `dropped`: fields older configs had that no longer exist (their values are ignored).
     """
+    values = {name: value for name, value in values.items() if name not in dropped}
     if "image" in values or not any(name in values for name in _FLAT_IMAGE_FIELDS):
         return values
-    values = {name: value for name, value in values.items() if name not in dropped}
     image = {"pooling": POOLING_OF_OLDER_RUNS}
     for name in _FLAT_IMAGE_FIELDS:
         if name in values:

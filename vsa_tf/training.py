@@ -19,6 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from vsa_tf.files import atomic_save_weights
+from vsa_tf.config import atomic_write_text
+from vsa_tf.models.cross_replica import bools_as_int32
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 BEST_WEIGHTS = "model.weights.h5"
@@ -75,7 +77,6 @@ class AtomicBestWeights(keras.callbacks.Callback):
         monitor: a key of the epoch logs (e.g. "val_loss" or "val_recall_sum"); absent → every epoch.
         mode: "min" or "max".
     """
-
     def __init__(self, path, monitor="val_loss", mode="min"):
         super().__init__()
         if mode not in ("min", "max"):
@@ -109,7 +110,6 @@ class AtomicBestWeights(keras.callbacks.Callback):
                 return
             self.best = value
         save_weights_atomically(self.model, self.path)
-        from vsa_tf.config import atomic_write_text
 
         record = {"monitor": self.monitor, "value": value, "epoch": int(epoch)}
         atomic_write_text(self.record_path, json.dumps(record) + "\n")
@@ -131,7 +131,6 @@ class PatienceStopping(keras.callbacks.Callback):
         mode: "min" or "max".
         record_path: optional JSON written by `AtomicBestWeights` ({"monitor", "value", "epoch"}).
     """
-
     def __init__(self, patience, monitor="val_loss", mode="min", record_path=None):
         super().__init__()
         if int(patience) < 1:
@@ -172,7 +171,6 @@ class PatienceStopping(keras.callbacks.Callback):
 
 class NanGuard(keras.callbacks.Callback):
     """Stops training as soon as a batch loss is NaN/inf and remembers why (the best checkpoint stays)."""
-
     def __init__(self):
         super().__init__()
         self.diverged_at = None
@@ -245,7 +243,6 @@ def fit_model(
     else:
         if strategy is not None and strategy.num_replicas_in_sync > 1:
             # keras 3.15 averages the first distributed batch to build the model, which fails on bool masks.
-            from vsa_tf.models.cross_replica import bools_as_int32
 
             train_dataset = bools_as_int32(train_dataset)
             validation_dataset = None if validation_dataset is None else bools_as_int32(validation_dataset)
@@ -273,7 +270,6 @@ def fit_model(
 
 
 def _write_status(run_dir, status):
-    from vsa_tf.config import atomic_write_text
 
     atomic_write_text(os.path.join(run_dir, STATUS_FILE), json.dumps(status, indent=2) + "\n")
 

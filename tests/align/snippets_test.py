@@ -4,10 +4,15 @@ import numpy as np
 import pytest
 
 from vsa_tf.align import snippets
+from vsa_tf.data import boxes as boxes_lib
+
+
+def _regions(detector_boxes, width, height):
+    return boxes_lib.image_regions(detector_boxes, width, height)[0]
 
 
 def test_maximal_runs_with_boxes_in_pixels():
-    boxes = snippets.whole_image_regions([[10, 10, 50, 40], [60, 0, 100, 30]], width=100, height=80)
+    boxes = _regions([[10, 10, 50, 40], [60, 0, 100, 30]], width=100, height=80)
     result = snippets.snippets_from_alignment(
         np.array([1, 1, 0, 2, 2, -1]), ["a", "red", "ball", "blue", "cube"], "images/x.png", 3, boxes
     )
@@ -19,7 +24,7 @@ def test_maximal_runs_with_boxes_in_pixels():
 
 
 def test_negative_assignments_are_skipped():
-    boxes = snippets.whole_image_regions(np.zeros([0, 4]), 10, 10)
+    boxes = _regions(np.zeros([0, 4]), 10, 10)
     result = snippets.snippets_from_alignment([0, -1, 0], ["a", "b", "c"], "f", 0, boxes)
     assert [(s["start"], s["end"]) for s in result] == [(0, 1), (2, 3)]
 
@@ -30,7 +35,7 @@ def test_normalized_boxes_to_pixels():
 
 
 def test_write_read_round_trip(tmp_path):
-    boxes = snippets.whole_image_regions([[1, 2, 3, 4]], 10, 10)
+    boxes = _regions([[1, 2, 3, 4]], 10, 10)
     items = snippets.snippets_from_alignment([0, 1], ["a", "b"], "f.png", 0, boxes)
     path = tmp_path / "snippets.json"
     snippets.write_snippets(path, items)
@@ -39,7 +44,7 @@ def test_write_read_round_trip(tmp_path):
 
 
 def test_alignment_errors():
-    boxes = snippets.whole_image_regions([], 10, 10)
+    boxes = _regions([], 10, 10)
     with pytest.raises(ValueError, match="2 words but only 1 assignments"):
         snippets.snippets_from_alignment([0], ["a", "b"], "f", 0, boxes)
     with pytest.raises(ValueError, match="out of range for 1 regions"):

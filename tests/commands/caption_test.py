@@ -26,7 +26,7 @@ def test_train_caption_caption_and_evaluate(world, capsys, monkeypatch):
     with open(os.path.join(run, "config.json")) as stream:
         config = json.load(stream)
     assert config["kind"] == "caption" and config["hidden_dim"] == 8 and config["data"]["image_size"] == [32, 32]
-    assert config["image_normalization"] == "layer" and config["dropout"] == 0.1
+    assert config["image"]["normalization"] == "layer" and config["dropout"] == 0.1
     capsys.readouterr()
 
     image = os.path.join(images, sorted(os.listdir(images))[0])

@@ -91,4 +91,4 @@ def test_data_options_of_the_training_commands():
     args = parser.parse_args(["evaluate-retrieval", "--run", "r", "--boxes", "None"])
     assert align._data_config(args, for_training=False).boxes == ""  # clears the run's boxes
     for command in (["train-caption", "--dataset", "d", "--images", "i", "--out", "o"], ["train-embedding", "--dataset", "d", "--images", "i", "--run", "r"]):
-        assert parser.parse_args(command + ["--no-restval-to-train"]).no_restval_to_train
+        assert parser.parse_args(command + ["--no-restval-to-train"]).restval_to_train is False

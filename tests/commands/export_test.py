@@ -61,7 +61,7 @@ def test_export_command_errors_are_one_line_with_exit_code_2(run_folders, tmp_pa
 @pytest.mark.slow
 def test_export_script_on_a_synthetic_world_run(tmp_path):
     """`scripts/export_savedmodel.py` on runs trained (briefly) on the synthetic world."""
-    from vsa_tf.config import AlignmentConfig, CaptionConfig, DataConfig
+    from vsa_tf.config import AlignmentConfig, CaptionConfig, DataConfig, ImageEncoderConfig
     from vsa_tf.data.synthetic import generate_world
     from vsa_tf.jobs import alignment, captioning
 
@@ -75,9 +75,9 @@ def test_export_script_on_a_synthetic_world_run(tmp_path):
         min_word_count=1,
         max_boxes=4,
     )
-    alignment_config = AlignmentConfig(region_dim=8, embedding_dim=8, hidden_dim=8, backbone_filters=(4, 8), batch_size=8, epochs=1)
+    alignment_config = AlignmentConfig(region_dim=8, embedding_dim=8, hidden_dim=8, image=ImageEncoderConfig(filters=(4, 8)), batch_size=8, epochs=1)
     alignment.train_alignment(alignment_config, data, str(tmp_path / "align"), verbose=0)
-    caption_config = CaptionConfig(hidden_dim=8, embedding_dim=8, backbone_filters=(4, 8), batch_size=8, epochs=1, max_length=8)
+    caption_config = CaptionConfig(hidden_dim=8, embedding_dim=8, image=ImageEncoderConfig(filters=(4, 8)), batch_size=8, epochs=1, max_length=8)
     captioning.train_captioner(caption_config, data, str(tmp_path / "caption"), verbose=0)
     out = str(tmp_path / "saved_models")
     result = subprocess.run(

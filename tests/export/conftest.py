@@ -46,6 +46,7 @@ def vocabulary():
 
 
 def build_alignment_model(vocabulary, feature_mode="pixels", feature_dim=None):
+    from vsa_tf.config import ImageEncoderConfig
     from vsa_tf.models.alignment_model import AlignmentModel
 
     keras.utils.set_random_seed(1)
@@ -54,15 +55,14 @@ def build_alignment_model(vocabulary, feature_mode="pixels", feature_dim=None):
         region_dim=4,
         embedding_dim=3,
         hidden_dim=3,
-        backbone_filters=(4, 8),
+        image_encoder=ImageEncoderConfig(mode=feature_mode, filters=(4, 8), feature_dim=feature_dim),
         image_shape=IMAGE_SIZE,
-        feature_mode=feature_mode,
-        feature_dim=feature_dim,
     )
     return model.build_from_dummy()
 
 
 def build_caption_model(vocabulary, feature_mode="pixels", feature_dim=None):
+    from vsa_tf.config import ImageEncoderConfig
     from vsa_tf.models.caption_model import CaptionModel
 
     keras.utils.set_random_seed(2)
@@ -70,10 +70,8 @@ def build_caption_model(vocabulary, feature_mode="pixels", feature_dim=None):
         vocabulary_size=vocabulary.size,
         hidden_dim=6,
         embedding_dim=4,
-        backbone_filters=(4, 8),
+        image_encoder=ImageEncoderConfig(mode=feature_mode, filters=(4, 8), feature_dim=feature_dim),
         image_shape=IMAGE_SIZE,
-        feature_mode=feature_mode,
-        feature_dim=feature_dim,
     )
     model.build_from_dummy()
     # Random weights give near-uniform next-word distributions; a larger output layer makes the
@@ -206,13 +204,14 @@ def make_run_folders(root, vocabulary):
 
     Returns (alignment run folder, caption run folder).
     """
-    from vsa_tf.config import AlignmentConfig, CaptionConfig, DataConfig, save_config
+    from vsa_tf.config import AlignmentConfig, CaptionConfig, DataConfig, ImageEncoderConfig, save_config
     from vsa_tf.jobs import alignment, captioning
 
     data = DataConfig(image_size=IMAGE_SIZE, max_boxes=MAX_BOXES, max_words=MAX_WORDS)
     alignment_dir, caption_dir = os.path.join(root, "alignment_run"), os.path.join(root, "caption_run")
-    alignment_config = AlignmentConfig(data=data, region_dim=4, embedding_dim=3, hidden_dim=3, backbone_filters=(4, 8))
-    caption_config = CaptionConfig(data=data, hidden_dim=6, embedding_dim=4, backbone_filters=(4, 8), beam_size=BEAM, max_length=MAX_LENGTH)
+    image = ImageEncoderConfig(filters=(4, 8))
+    alignment_config = AlignmentConfig(data=data, image=image, region_dim=4, embedding_dim=3, hidden_dim=3)
+    caption_config = CaptionConfig(data=data, image=image, hidden_dim=6, embedding_dim=4, beam_size=BEAM, max_length=MAX_LENGTH)
     for run_dir, config, model in (
         (alignment_dir, alignment_config, alignment.build_alignment_model(alignment_config, vocabulary.size)),
         (caption_dir, caption_config, captioning.build_caption_model(caption_config, vocabulary.size).build_from_dummy()),

@@ -74,8 +74,8 @@ def build_model(name):
         from vsa_tf.models.alignment_model import AlignmentModel
 
         model = AlignmentModel(
-            vocabulary_size=10, region_dim=4, feature_mode="cached", embedding_dim=3, hidden_dim=3,
-            feature_dim=5, margin=1.0,
+            vocabulary_size=10, region_dim=4, image_encoder={"mode": "cached", "feature_dim": 5}, embedding_dim=3, hidden_dim=3,
+            margin=1.0,
         )
         model.build_from_dummy()
         # Element-wise clipping is applied by Keras to each replica's share of the gradient, before the
@@ -90,7 +90,7 @@ def build_model(name):
     elif name == "caption":
         from vsa_tf.models.caption_model import CaptionModel
 
-        model = CaptionModel(vocabulary_size=10, hidden_dim=4, embedding_dim=3, feature_mode="cached", feature_dim=5)
+        model = CaptionModel(vocabulary_size=10, hidden_dim=4, embedding_dim=3, image_encoder={"mode": "cached", "feature_dim": 5})
         model.build_from_dummy()
         model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=0.01))
     else:

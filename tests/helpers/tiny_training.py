@@ -1,14 +1,14 @@
 """A tiny deterministic training job used by the fault-tolerance and distribution tests.
 
-Run as a script: `python tiny_training.py RUN_DIR EPOCHS [--strategy S] [--sleep SECONDS] [--nan-at-epoch E]`.
-It prints one JSON line with the final weights' checksum and the epochs that ran.
+Run as a script: `python tiny_training.py RUN_DIR EPOCHS [--strategy S] [--hold-at EPOCH BATCH] [--poison]`.
+It prints "epoch N begin/end" lines as training goes (`tests.helpers.progress`), then one JSON line
+with the final weights and the epochs that ran. With --hold-at it blocks after that batch, until killed.
 """
 
 import argparse
 import json
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -41,13 +41,13 @@ def main(argv=None):
     parser.add_argument("run_dir")
     parser.add_argument("epochs", type=int)
     parser.add_argument("--strategy", default="default")
-    parser.add_argument("--sleep", type=float, default=0.0, help="seconds to sleep after each batch")
-    parser.add_argument("--poison", action="store_true", help="targets are inf from epoch --poison-epoch on")
+    parser.add_argument("--hold-at", nargs=2, type=int, metavar=("EPOCH", "BATCH"),
+                        help="after this batch of this epoch, say so on stdout and block until killed")
+    parser.add_argument("--poison", action="store_true", help="every target is inf: the first batch loss is not finite")
     parser.add_argument("--split-cpu", type=int, default=0)
     args = parser.parse_args(argv)
 
-    import keras
-
+    from tests.helpers.progress import ProgressReporter
     from vsa_tf import training
 
     if args.split_cpu:
@@ -56,22 +56,13 @@ def main(argv=None):
     with strategy.scope():
         model = build_model()
 
-    class Sleep(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            if args.sleep:
-                print(f"batch {batch}", flush=True)
-                time.sleep(args.sleep)
-
-        def on_epoch_begin(self, epoch, logs=None):
-            print(f"epoch {epoch}", flush=True)
-
     try:
         history = training.fit_model(
             model,
             make_dataset(poison=args.poison),
             run_dir=args.run_dir,
             epochs=args.epochs,
-            callbacks=[Sleep()],
+            callbacks=[ProgressReporter(sys.stdout, hold_at=args.hold_at)],
             monitor="loss",
             strategy=strategy,
             verbose=0,

@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from vsa_tf.config import AlignmentConfig, DataConfig
+from vsa_tf.config import AlignmentConfig, DataConfig, ImageEncoderConfig
 from vsa_tf.data import synthetic
 from vsa_tf.jobs import alignment
 
@@ -20,7 +20,7 @@ def trained_run(tmp_path_factory):
         boxes=os.path.join(world, "boxes.json"), image_size=(32, 32), max_boxes=3, max_words=10, min_word_count=1,
     )
     config = AlignmentConfig(
-        region_dim=8, embedding_dim=6, hidden_dim=8, backbone_filters=(4, 8), batch_size=8, epochs=2,
+        region_dim=8, embedding_dim=6, hidden_dim=8, image=ImageEncoderConfig(filters=(4, 8)), batch_size=8, epochs=2,
         learning_rate=1e-3, dropout=0.0, hardest_negative=True, warmup_epochs=1,
     )
     run_dir = str(root / "run")
@@ -84,7 +84,7 @@ def test_invalid_data_fails_before_writing(tmp_path):
         alignment.train_alignment(AlignmentConfig(), data, run_dir)
     assert not os.path.exists(run_dir)
     with pytest.raises(ValueError, match="data.features"):
-        alignment.train_alignment(AlignmentConfig(feature_mode="cached"), data, run_dir)
+        alignment.train_alignment(AlignmentConfig(image=ImageEncoderConfig(mode="cached")), data, run_dir)
     with pytest.raises(ValueError, match="not a vsa_tf run"):
         os.makedirs(run_dir)
         alignment.load_alignment_run(run_dir)
@@ -103,8 +103,8 @@ def test_alignment_config_round_trip_and_validation(tmp_path):
         AlignmentConfig(kind="caption")
     with pytest.raises(ValueError, match="batch_size must be >= 2"):
         AlignmentConfig(batch_size=1)
-    with pytest.raises(ValueError, match=r"feature_normalization must be one of \['none', 'l2'\], received 'l1'"):
-        AlignmentConfig(feature_normalization="l1")
+    with pytest.raises(ValueError, match=r"AlignmentConfig: image normalization must be one of \['none', 'l2'\], received 'layer'"):
+        AlignmentConfig(image=ImageEncoderConfig(normalization="layer"))
 
 
 def test_cached_feature_mode_trains_and_reloads(trained_run, tmp_path):
@@ -121,8 +121,8 @@ def test_cached_feature_mode_trains_and_reloads(trained_run, tmp_path):
     vectors = str(tmp_path / "glove.npy")  # .npy word vectors (scripts/convert_glove_package.py's format)
     np.save(vectors, np.arange(8, dtype="float32").reshape(2, 4))
     (tmp_path / "glove.words.txt").write_text("red\nsquare\n", encoding="utf-8")
-    config = AlignmentConfig(feature_mode="cached", region_dim=8, embedding_dim=4, hidden_dim=6, batch_size=8, epochs=1,
-                             sentence_encoder="bag_of_words", feature_normalization="l2", word_vectors=vectors)
+    config = AlignmentConfig(image=ImageEncoderConfig(mode="cached", normalization="l2"), region_dim=8, embedding_dim=4,
+                             hidden_dim=6, batch_size=8, epochs=1, sentence_encoder="bag_of_words", word_vectors=vectors)
     run_dir = str(tmp_path / "run")
     summary = alignment.train_alignment(config, cached, run_dir, verbose=0)
     run = alignment.load_alignment_run(run_dir)
@@ -148,12 +148,12 @@ def test_saved_cnn_gives_a_captioner_the_alignment_models_features(trained_run, 
     assert np.abs(expected).max() > 0  # a live CNN, so the comparison below means something
 
     captioner = CaptionModel(
-        vocabulary_size=12, hidden_dim=4, embedding_dim=4, backbone_weights=path, backbone_frozen=True,
-        backbone_filters=(4, 8), image_shape=(32, 32),
+        vocabulary_size=12, hidden_dim=4, embedding_dim=4, image_encoder=ImageEncoderConfig(weights=path, frozen=True, filters=(4, 8)),
+        image_shape=(32, 32),
     ).build_from_dummy()
     np.testing.assert_allclose(np.asarray(captioner.image_features(batch)), expected, rtol=1e-5, atol=1e-6)
     assert not any("backbone" in weight.path for weight in captioner.trainable_weights)
 
     with pytest.raises(ValueError, match="simple-backbone weights .*filters \\(4, 6\\).*value.shape=\\(3, 3, 4, 8\\)"):
-        CaptionModel(vocabulary_size=12, hidden_dim=4, embedding_dim=4, backbone_weights=path, backbone_filters=(4, 6),
+        CaptionModel(vocabulary_size=12, hidden_dim=4, embedding_dim=4, image_encoder=ImageEncoderConfig(weights=path, filters=(4, 6)),
                      image_shape=(32, 32)).build_from_dummy()

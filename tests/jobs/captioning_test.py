@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from vsa_tf.config import CaptionConfig, DataConfig
+from vsa_tf.config import CaptionConfig, DataConfig, ImageEncoderConfig
 from vsa_tf.data.synthetic import generate_world
 from vsa_tf.jobs import captioning
 from vsa_tf.jobs.runs import load_run
@@ -45,7 +45,7 @@ def world(tmp_path_factory):
     with open(snippets_path, "w") as stream:
         json.dump(_snippets_from_truth(world), stream)
     data = DataConfig(dataset=os.path.join(world, "dataset.json"), images=os.path.join(world, "images"), image_size=(32, 32), min_word_count=1)
-    config = CaptionConfig(hidden_dim=16, embedding_dim=8, backbone_filters=(4, 8), batch_size=32, epochs=2, beam_size=3, max_length=10, learning_rate=3e-3)
+    config = CaptionConfig(hidden_dim=16, embedding_dim=8, image=ImageEncoderConfig(filters=(4, 8)), batch_size=32, epochs=2, beam_size=3, max_length=10, learning_rate=3e-3)
     return {"root": root, "world": world, "snippets": snippets_path, "data": data, "config": config}
 
 
@@ -79,7 +79,7 @@ def test_training_writes_a_loadable_run(runs):
         assert os.path.exists(os.path.join(run_dir, name)), name
     with open(os.path.join(run_dir, "config.json")) as stream:
         saved = json.load(stream)
-    assert saved["kind"] == "caption" and saved["feature_mode"] == "pixels" and saved["region_captions"] is False
+    assert saved["kind"] == "caption" and saved["image"]["mode"] == "pixels" and saved["region_captions"] is False
     loaded = load_run(run_dir)  # through the kind-dispatching loader
     batch = loaded.model.dummy_batch()
     np.testing.assert_allclose(np.asarray(loaded.model(batch)), np.asarray(runs["full"].model(batch)), rtol=1e-5)
@@ -179,14 +179,14 @@ def test_captioner_reads_the_alignment_models_cnn_kept_fixed(world, tmp_path):
     data = world["data"].replace(boxes=os.path.join(world["world"], "boxes.json"), max_boxes=3)
     alignment_dir = str(tmp_path / "alignment")
     alignment.train_alignment(
-        AlignmentConfig(region_dim=8, embedding_dim=6, hidden_dim=8, backbone_filters=(4, 6), batch_size=8, epochs=1, dropout=0.0),
+        AlignmentConfig(region_dim=8, embedding_dim=6, hidden_dim=8, image=ImageEncoderConfig(filters=(4, 6)), batch_size=8, epochs=1, dropout=0.0),
         data, alignment_dir, verbose=0,
     )
     run_dir = str(tmp_path / "caption")
-    config = world["config"].replace(epochs=1, image_normalization="layer")  # its own filters (4, 8) are replaced
+    config = world["config"].replace(epochs=1, image=world["config"].image.replace(normalization="layer"))  # its own filters (4, 8) are replaced
     run = captioning.train_captioner(config, data, run_dir, verbose=0, cnn_from_alignment=alignment_dir)
-    assert run.config.backbone_frozen and run.config.backbone_filters == (4, 6)
-    assert run.config.backbone_weights == os.path.join(run_dir, captioning.ALIGNMENT_CNN_FILE)
+    assert run.config.image.frozen and run.config.image.filters == (4, 6)
+    assert run.config.image.weights == os.path.join(run_dir, captioning.ALIGNMENT_CNN_FILE)
 
     aligner = alignment.load_alignment_run(alignment_dir).model
     extractor = next(layer for layer in aligner._flatten_layers() if isinstance(layer, RegionFeatureExtractor))
@@ -209,7 +209,7 @@ def test_captioner_reads_the_alignment_models_cnn_kept_fixed(world, tmp_path):
     tuned = captioning.train_captioner(
         config, data, str(tmp_path / "tuned"), verbose=0, cnn_from_alignment=alignment_dir, fine_tune_cnn=True
     )
-    assert tuned.config.backbone_frozen is False and tuned.config.backbone_filters == (4, 6)
+    assert tuned.config.image.frozen is False and tuned.config.image.filters == (4, 6)
     assert not np.allclose(np.asarray(tuned.model.image_features(batch)), expected, rtol=1e-3, atol=1e-4)
     with pytest.raises(ValueError, match="fine_tune_cnn trains the CNN taken from an alignment run; give cnn_from_alignment too"):
         captioning.train_captioner(config, data, str(tmp_path / "unused"), fine_tune_cnn=True)

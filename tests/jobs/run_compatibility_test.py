@@ -63,6 +63,11 @@ def test_old_caption_and_embedding_runs_load(old_runs):
     assert [item["caption"] for item in captions] == [item["caption"] for item in expected["caption_pixels"]]
     np.testing.assert_allclose([item["score"] for item in captions], [item["score"] for item in expected["caption_pixels"]], rtol=1e-5)
 
+    report = captioning.evaluate_captions(run, _data(root), split="test", nearest_neighbour=False)
+    written = [example["caption"] for example in report["examples"]]
+    assert written == [item["caption"] for item in expected["caption_pixels"]]  # the same beam-2 captions
+    assert report["distinct_fraction"] == len(set(written)) / len(written)
+
     loaded = embedding.load_embedding_run(os.path.join(root, "embedding"))
     assert (loaded.config.image.pooling, loaded.config.image.mode) == ("average", "pixels")  # what it was trained with
     data = _data(root).replace(boxes=None)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from vsa_tf.config import AlignmentConfig, DataConfig, EmbeddingConfig, save_config
+from vsa_tf.config import AlignmentConfig, DataConfig, EmbeddingConfig, ImageEncoderConfig, save_config
 from vsa_tf.data import synthetic
 from vsa_tf.jobs import alignment, embedding
 from tests.jobs.run_folder_files import file_tree
@@ -20,7 +20,8 @@ def test_alignment_run_trained_with_relative_paths_works_from_elsewhere_and_refu
     monkeypatch.chdir(world)
     data = DataConfig(dataset="world/dataset.json", images="world/images", boxes="world/boxes.json", image_size=(32, 32),
                       max_boxes=2, max_words=8, min_word_count=1)
-    config = AlignmentConfig(region_dim=8, embedding_dim=6, hidden_dim=8, backbone_filters=(4, 8), batch_size=4, epochs=1, dropout=0.0)
+    config = AlignmentConfig(region_dim=8, embedding_dim=6, hidden_dim=8, image=ImageEncoderConfig(filters=(4, 8)), batch_size=4, epochs=1,
+                             dropout=0.0)
     summary = alignment.train_alignment(config, data, "runs/x", verbose=0)
     run_dir = str(world / "runs" / "x")
     saved = alignment.load_alignment_run(run_dir).config.data

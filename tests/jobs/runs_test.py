@@ -40,23 +40,24 @@ def test_open_run_reads_a_run_saved_before_the_pooling_field_as_average(tmp_path
     run_dir = _run_folder(tmp_path / "older", AlignmentConfig())
     with open(f"{run_dir}/config.json") as stream:
         values = json.load(stream)
-    del values["pooling"]
+    image = values.pop("image")  # older runs saved flat image fields, and before those, no `pooling`
+    values.update(feature_mode=image["mode"], backbone=image["backbone"], backbone_filters=image["filters"], pool_size=image["pool_size"])
     with open(f"{run_dir}/config.json", "w") as stream:
         json.dump(values, stream)
     config, _, _ = open_run(run_dir, "alignment", AlignmentConfig)
-    assert config.pooling == "average"
+    assert config.image.pooling == "average"
     newer = _run_folder(tmp_path / "newer", CaptionConfig())
-    assert open_run(newer, "caption", CaptionConfig)[0].pooling == "flatten"
+    assert open_run(newer, "caption", CaptionConfig)[0].image.pooling == "flatten"
 
 
 def test_open_run_names_the_config_file_of_an_invalid_field(tmp_path):
     run_dir = _run_folder(tmp_path / "bad", CaptionConfig())
     with open(f"{run_dir}/config.json") as stream:
         values = json.load(stream)
-    values["pooling"] = "max"
+    values["image"]["pooling"] = "max"
     with open(f"{run_dir}/config.json", "w") as stream:
         json.dump(values, stream)
-    with pytest.raises(ValueError, match=r"bad/config.json: CaptionConfig.pooling must be one of \['flatten', 'average'\], received 'max'"):
+    with pytest.raises(ValueError, match=r"bad/config.json: ImageEncoderConfig.pooling must be one of \['flatten', 'average'\], received 'max'"):
         open_run(run_dir, "caption", CaptionConfig)
 
 

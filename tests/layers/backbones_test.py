@@ -62,6 +62,7 @@ def test_build_is_idempotent():
 
 
 def test_alignment_model_fits_after_its_region_encoder_was_called():
+    from vsa_tf.config import ImageEncoderConfig
     from vsa_tf.models.alignment_model import AlignmentModel
 
     model = AlignmentModel(
@@ -70,8 +71,7 @@ def test_alignment_model_fits_after_its_region_encoder_was_called():
         hidden_dim=3,
         embedding_dim=3,
         image_shape=(16, 16),
-        backbone_filters=(2, 3),
-        pool_size=1,
+        image_encoder=ImageEncoderConfig(filters=(2, 3), pool_size=1),
     )
     batch = model.dummy_batch()
     model.region_encoder(batch)

@@ -35,13 +35,13 @@ def test_build_shapes_match_compute_output_shape():
 
 
 def test_summary_of_built_alignment_model():
+    from vsa_tf.config import ImageEncoderConfig
     from vsa_tf.models.alignment_model import AlignmentModel
 
     model = AlignmentModel(
         vocabulary_size=10,
         region_dim=4,
-        feature_mode="cached",
-        feature_dim=5,
+        image_encoder=ImageEncoderConfig(mode="cached", feature_dim=5),
         sentence_encoder="bag_of_words",
         embedding_dim=3,
     ).build_from_dummy()

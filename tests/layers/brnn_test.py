@@ -98,10 +98,11 @@ def test_build_shapes_match_compute_output_shape():
 
 
 def test_summary_of_built_alignment_model():
+    from vsa_tf.config import ImageEncoderConfig
     from vsa_tf.models.alignment_model import AlignmentModel
 
     model = AlignmentModel(
-        vocabulary_size=10, region_dim=4, feature_mode="cached", feature_dim=5, hidden_dim=3, embedding_dim=3
+        vocabulary_size=10, region_dim=4, image_encoder=ImageEncoderConfig(mode="cached", feature_dim=5), hidden_dim=3, embedding_dim=3
     ).build_from_dummy()
     lines = []
     model.summary(print_fn=lambda line, **kwargs: lines.append(line))
@@ -110,9 +111,11 @@ def test_summary_of_built_alignment_model():
 
 
 def test_alignment_model_fits_after_its_encoders_were_called():
+    from vsa_tf.config import ImageEncoderConfig
     from vsa_tf.models.alignment_model import AlignmentModel
 
-    model = AlignmentModel(vocabulary_size=10, region_dim=4, feature_mode="cached", feature_dim=5, hidden_dim=3, embedding_dim=3)
+    image_encoder = ImageEncoderConfig(mode="cached", feature_dim=5)
+    model = AlignmentModel(vocabulary_size=10, region_dim=4, image_encoder=image_encoder, hidden_dim=3, embedding_dim=3)
     batch = model.dummy_batch()
     model.encode_sentences(batch)
     model.encode_images(batch)

@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from vsa_tf.config import ImageEncoderConfig
 from vsa_tf.models.caption_model import CaptionModel
 from vsa_tf.samplers import BeamSampler, GreedySampler
 
 VOCABULARY = 10
+CACHED = ImageEncoderConfig(mode="cached")
 
 
 def cached_batch(batch_size=6, feature_dim=5, seed=0):
@@ -25,15 +27,15 @@ def cached_batch(batch_size=6, feature_dim=5, seed=0):
 
 
 def test_call_shapes_pixels_and_cached():
-    cached = CaptionModel(VOCABULARY, hidden_dim=4, embedding_dim=3, feature_mode="cached")
+    cached = CaptionModel(VOCABULARY, hidden_dim=4, embedding_dim=3, image_encoder=CACHED)
     assert tuple(cached(cached_batch()).shape) == (6, 5, VOCABULARY)
-    pixels = CaptionModel(VOCABULARY, hidden_dim=4, embedding_dim=3, backbone_filters=(4, 8), image_shape=(32, 32))
+    pixels = CaptionModel(VOCABULARY, hidden_dim=4, embedding_dim=3, image_encoder=ImageEncoderConfig(filters=(4, 8)), image_shape=(32, 32))
     batch = pixels.dummy_batch(batch_size=3, num_words=2)
     assert tuple(pixels(batch).shape) == (3, 3, VOCABULARY)  # START w1 w2 END -> 3 targets
 
 
 def test_masked_loss_ignores_padding():
-    model = CaptionModel(VOCABULARY, hidden_dim=4, embedding_dim=3, feature_mode="cached")
+    model = CaptionModel(VOCABULARY, hidden_dim=4, embedding_dim=3, image_encoder=CACHED)
     batch = cached_batch()
     logits = model(batch)
     loss = float(model.compute_loss(batch, y_pred=logits))
@@ -49,7 +51,7 @@ def test_masked_loss_ignores_padding():
 
 
 def test_fit_lowers_the_loss_and_generation_learns_the_captions():
-    model = CaptionModel(VOCABULARY, hidden_dim=16, embedding_dim=8, feature_mode="cached", dropout=0.1)
+    model = CaptionModel(VOCABULARY, hidden_dim=16, embedding_dim=8, image_encoder=CACHED, dropout=0.1)
     model.compile_for_training(learning_rate=1e-2)
     batch = cached_batch(batch_size=8)
     dataset = tf.data.Dataset.from_tensors(batch).repeat(60)
@@ -66,11 +68,14 @@ def test_fit_lowers_the_loss_and_generation_learns_the_captions():
 
 
 def test_config_round_trip_and_weights(tmp_path):
-    model = CaptionModel(VOCABULARY, hidden_dim=4, embedding_dim=3, feature_mode="cached", feature_dim=5, cell="lstm")
+    image_encoder = ImageEncoderConfig(mode="cached", feature_dim=5, normalization="layer")
+    model = CaptionModel(VOCABULARY, hidden_dim=4, embedding_dim=3, image_encoder=image_encoder, cell="lstm")
     model.build_from_dummy()
     config = json.loads(json.dumps(keras.saving.serialize_keras_object(model)))
     revived = keras.saving.deserialize_keras_object(config)
     assert isinstance(revived, CaptionModel) and revived.get_config() == model.get_config()
+    assert revived.image_encoder == image_encoder and (revived.feature_mode, revived.feature_dim) == ("cached", 5)
+    assert revived.image_normalization == "layer"
     path = str(tmp_path / "model.weights.h5")
     model.save_weights(path)
     revived.build_from_dummy()
@@ -80,9 +85,11 @@ def test_config_round_trip_and_weights(tmp_path):
 
 
 def test_errors_name_the_problem():
-    with pytest.raises(ValueError, match="feature_mode must be one of .* received 'features'"):
-        CaptionModel(VOCABULARY, feature_mode="features")
-    model = CaptionModel(VOCABULARY, hidden_dim=4, embedding_dim=3, feature_mode="cached")
+    with pytest.raises(ValueError, match="ImageEncoderConfig.mode must be one of .* received 'features'"):
+        CaptionModel(VOCABULARY, image_encoder={"mode": "features"})
+    with pytest.raises(ValueError, match="CaptionModel: image normalization must be one of \\['none', 'layer'\\], received 'l2'"):
+        CaptionModel(VOCABULARY, image_encoder=ImageEncoderConfig(normalization="l2"))
+    model = CaptionModel(VOCABULARY, hidden_dim=4, embedding_dim=3, image_encoder=CACHED)
     with pytest.raises(ValueError, match="needs `region_features`"):
         model({"tokens": np.zeros((1, 3), "int32")})
     with pytest.raises(ValueError, match="needs feature_dim"):
@@ -91,7 +98,8 @@ def test_errors_name_the_problem():
 
 @pytest.mark.parametrize("pooling, feature_dim", [("average", 8), ("flatten", 3 * 3 * 8)])
 def test_pooling_sets_the_image_feature_size(pooling, feature_dim):
-    model = CaptionModel(VOCABULARY, hidden_dim=4, embedding_dim=3, backbone_filters=(4, 8), pool_size=3, pooling=pooling, image_shape=(32, 32))
+    image_encoder = ImageEncoderConfig(filters=(4, 8), pool_size=3, pooling=pooling)
+    model = CaptionModel(VOCABULARY, hidden_dim=4, embedding_dim=3, image_encoder=image_encoder, image_shape=(32, 32))
     features = model.image_features(model.dummy_batch(batch_size=2, num_words=2))
     assert tuple(features.shape)[-1] == feature_dim
-    assert CaptionModel.from_config(json.loads(json.dumps(model.get_config()))).pooling == pooling
+    assert CaptionModel.from_config(json.loads(json.dumps(model.get_config()))).image_encoder.pooling == pooling

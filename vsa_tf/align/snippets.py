@@ -16,21 +16,6 @@ from vsa_tf.config import atomic_write_text
 SNIPPET_FIELDS = ("filename", "sentence", "start", "end", "words", "region", "box")
 
 
-def whole_image_regions(detector_boxes, width, height):
-    """Pixel boxes of an image's regions: row 0 the whole image, then the detector boxes.
-
-    Args:
-        detector_boxes: array [n, 4] of pixel [x0, y0, x1, y1] (n may be 0).
-        width, height: image size in pixels.
-
-    Returns:
-        np.float32 array [n + 1, 4].
-    """
-    boxes = np.asarray(detector_boxes, dtype=np.float32).reshape([-1, 4])
-    whole = np.array([[0.0, 0.0, float(width), float(height)]], dtype=np.float32)
-    return np.concatenate([whole, boxes], axis=0)
-
-
 def pixel_boxes_from_normalized(boxes, width, height):
     """Normalised [y0, x0, y1, x1] boxes (the pipeline's "rel_yxyx") -> pixel [x0, y0, x1, y1]."""
     boxes = np.asarray(boxes, dtype=np.float32).reshape([-1, 4])
@@ -48,14 +33,14 @@ def snippets_from_alignment(assignments, words, filename, sentence, region_boxes
         filename: the image's dataset filename.
         sentence: index of the sentence within its image.
         region_boxes: array [M, 4] of pixel [x0, y0, x1, y1], row 0 the whole image
-            (see `whole_image_regions`).
+            (`vsa_tf.data.boxes.image_regions`, the one table of an image's regions).
 
     Returns:
         list of snippet dicts in sentence order.
 
     Example:
 
-    >>> boxes = whole_image_regions([[10, 10, 50, 40]], width=100, height=80)
+    >>> boxes = [[0, 0, 100, 80], [10, 10, 50, 40]]  # the whole image, then one detector box
     >>> [s["words"] for s in snippets_from_alignment([1, 1, 0], ["a", "red", "ball"], "x.jpg", 0, boxes)]
     [['a', 'red'], ['ball']]
     """

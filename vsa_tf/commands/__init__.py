@@ -1,4 +1,10 @@
-"""Command-line subcommands: each module exposes `register(subparsers)`; handlers only parse and call the library."""
+"""Command-line subcommands: each module exposes `register(subparsers)`; handlers only parse and call the library.
+
+Building the parsers imports no TensorFlow (`vsa-tf --help` stays fast): the handlers import the jobs.
+"""
+
+import argparse
+import sys
 
 COMMAND_MODULES = (
     "vsa_tf.commands.data",
@@ -12,15 +18,38 @@ COMMAND_MODULES = (
 )
 
 
+# `vsa_tf.training.STRATEGIES`, which imports TensorFlow; `tests/cli_test.py` checks that they are the same.
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+
 def add_strategy_argument(parser):
     """`--strategy {default,mirrored,multiworker}` of every training command."""
-    from vsa_tf.training import STRATEGIES
-
     parser.add_argument(
         "--strategy", choices=STRATEGIES, default="default",
         help="tf.distribute strategy: mirrored = every local GPU; multiworker = the machines in TF_CONFIG "
         "(--batch-size is the global batch, split across replicas)",
     )
+
+
+class _DeprecatedRunOption(argparse.Action):
+    """`--run` where a command writes its run folder: stores into `out` and says that `--out` is the name."""
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog}: warning: {option_string} is deprecated here, use --out (the run folder it writes)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_out_argument(parser, help, deprecated_run=False):
+    """`--out`, what the command writes (a new run folder, a file); `--run` always names a run it reads.
+
+    `deprecated_run`: the command took `--run` for the folder it writes (train-embedding, train-scnlm);
+    that spelling still works, with a one-line warning on stderr.
+    """
+    if not deprecated_run:
+        parser.add_argument("--out", required=True, help=help)
+        return
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--out", help=help)
+    group.add_argument("--run", dest="out", action=_DeprecatedRunOption, help=argparse.SUPPRESS)
 
 
 # `--boxes none` (or an empty value): whole images only. It becomes "" in the DataConfig, which the jobs
@@ -34,31 +63,3 @@ def boxes_argument(value):
     return NO_BOXES if value.strip().lower() in ("", "none") else value
 
 
-def add_split_arguments(parser, of_run=False):
-    """`--split-of-file` and `--split-files TRAIN VAL TEST`: how a captions file splits (`DataConfig.split_of_file`
-    / `split_files`). With `of_run`, a command on an existing run keeps the run's for its own captions file."""
-    from vsa_tf.data.records import SPLITS
-
-    default = " (default: the run's for its own captions file, else" if of_run else " (default:"
-    parser.add_argument(
-        "--split-of-file", choices=SPLITS, default=None,
-        help="COCO captions JSON whose name does not say its split: the split of all its images"
-        + default + " from the file name, e.g. captions_val2014 -> val)",
-    )
-    parser.add_argument(
-        "--split-files", nargs=3, default=None, metavar=("TRAIN", "VAL", "TEST"),
-        help="Flickr token file: image list files of each split ('-' = none)"
-        + default + " Flickr_8k.*Images.txt beside it)",
-    )
-
-
-def split_options(args):
-    """`{"split_of_file": ..., "split_files": {split: path}}` of the `add_split_arguments` given (the others left out)."""
-    from vsa_tf.data import readers
-
-    options = {}
-    if getattr(args, "split_of_file", None) is not None:
-        options["split_of_file"] = args.split_of_file
-    if getattr(args, "split_files", None) is not None:
-        options["split_files"] = readers.split_files_argument(args.split_files)
-    return options

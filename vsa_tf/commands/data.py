@@ -4,7 +4,11 @@
 import json
 import sys
 
-from vsa_tf.commands import BOXES_HELP, add_split_arguments, boxes_argument, split_options
+from vsa_tf import config
+from vsa_tf.commands.config_arguments import add_config_arguments, config_from_arguments
+
+# How a captions file becomes a dataset (`DataConfig` fields).
+DATASET_FORMAT_FIELDS = ("restval_to_train", "split_of_file", "split_files")
 
 
 def register(subparsers):
@@ -31,11 +35,10 @@ def register(subparsers):
             "per split, the vocabulary size and boxes per image. Exits 1 listing every problem as 'file: problem'."
         ),
     )
-    validate.add_argument("--dataset", required=True, help="captions file")
-    validate.add_argument("--images", required=True, help="image root folder")
-    validate.add_argument("--boxes", type=boxes_argument, default=None, help=BOXES_HELP)
-    validate.add_argument("--min-word-count", type=int, default=5, help="vocabulary minimum train count (default 5)")
-    add_dataset_format_arguments(validate)
+    add_config_arguments(
+        validate, config.DataConfig, fields=("dataset", "images", "boxes", "min_word_count") + DATASET_FORMAT_FIELDS,
+        required=("dataset", "images"), config_file=False,
+    )
     validate.add_argument("--full-decode", action="store_true", help="decode every image fully (slower)")
     validate.add_argument("--json", action="store_true", help="print the summary as JSON")
     validate.set_defaults(handler=run_validate)
@@ -49,22 +52,17 @@ def register(subparsers):
             "and evaluation command reads with no further options."
         ),
     )
-    convert.add_argument("--dataset", required=True, help="captions file")
-    add_dataset_format_arguments(convert)
+    add_config_arguments(convert, config.DataConfig, fields=("dataset",) + DATASET_FORMAT_FIELDS, required=("dataset",), config_file=False)
     convert.add_argument("--out", required=True, help="Karpathy split JSON to write")
     convert.set_defaults(handler=run_convert_dataset)
 
 
-def add_dataset_format_arguments(parser):
-    """`--no-restval-to-train`, `--split-of-file`, `--split-files` of the commands that read a captions file."""
-    parser.add_argument("--no-restval-to-train", action="store_true", help="keep Karpathy's restval split apart")
-    add_split_arguments(parser)
-
-
-def _read_dataset(args):
+def _read_dataset(data):
     from vsa_tf.data import readers
 
-    return readers.read_dataset(args.dataset, restval_to_train=not args.no_restval_to_train, **split_options(args))
+    return readers.read_dataset(
+        data.dataset, restval_to_train=data.restval_to_train, split_files=data.split_files, split_of_file=data.split_of_file
+    )
 
 
 def run_synth(args):
@@ -98,9 +96,10 @@ def run_validate(args):
     from vsa_tf.data import validate
 
     try:
-        dataset = _read_dataset(args)
+        data = config_from_arguments(args, config.DataConfig)
+        dataset = _read_dataset(data)
         summary = validate.validate_dataset(
-            dataset, args.images, boxes=args.boxes, min_word_count=args.min_word_count, full_decode=args.full_decode
+            dataset, data.images, boxes=data.boxes, min_word_count=data.min_word_count, full_decode=args.full_decode
         )
     except validate.DatasetError as error:
         for problem in error.problems:
@@ -117,7 +116,7 @@ def run_validate(args):
 def run_convert_dataset(args):
     from vsa_tf.data import readers
 
-    dataset = _read_dataset(args)
+    dataset = _read_dataset(config_from_arguments(args, config.DataConfig))
     readers.write_karpathy_json(dataset, args.out)
     counts = dataset.sentence_counts()
     print(json.dumps({"out": args.out, "splits": {split: {"images": value[0], "sentences": value[1]} for split, value in counts.items()}}))

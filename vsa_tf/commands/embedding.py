@@ -5,42 +5,13 @@ The joint embedding and SC-NLM of Kiros et al. 2014; handlers parse and call `vs
 
 import json
 
-from vsa_tf.commands import BOXES_HELP, add_split_arguments, add_strategy_argument, boxes_argument, split_options
-
-
-def _add_data_arguments(parser, required=True, image_size=(128, 128)):
-    parser.add_argument("--dataset", required=required, help="captions file (Karpathy JSON, COCO JSON or Flickr8k txt)")
-    parser.add_argument("--images", required=required, help="image root folder")
-    parser.add_argument("--boxes", type=boxes_argument, default=None, help="optional " + BOXES_HELP + " (pixel mode)")
-    parser.add_argument("--no-restval-to-train", action="store_true", help="keep Karpathy's restval split apart")
-    add_split_arguments(parser)
-    parser.add_argument("--features", default=None, help="optional cached region features folder")
-    parser.add_argument("--max-words", type=int, default=16)
-    parser.add_argument("--min-word-count", type=int, default=5)
-    parser.add_argument(
-        "--image-size", type=int, nargs=2, default=image_size, metavar=("HEIGHT", "WIDTH"),
-        help="resize images to this size" + ("" if image_size else " (default: the embedding run's)"),
-    )
-
-
-def _data_config(args):
-    from vsa_tf.config import DataConfig
-
-    return DataConfig(
-        dataset=args.dataset or "",
-        images=args.images or "",
-        boxes=args.boxes or None,
-        features=args.features,
-        restval_to_train=not args.no_restval_to_train,
-        max_words=args.max_words,
-        min_word_count=args.min_word_count,
-        image_size=tuple(args.image_size),
-        **split_options(args),
-    )
+from vsa_tf import config
+from vsa_tf.commands import add_out_argument, add_strategy_argument
+from vsa_tf.commands.config_arguments import add_config_arguments, config_from_arguments
 
 
 def _print(result, json_path=None):
-    from vsa_tf.config import atomic_write_text
+    from vsa_tf.files import atomic_write_text
 
     text = json.dumps(result, indent=2)
     if json_path:
@@ -48,28 +19,27 @@ def _print(result, json_path=None):
     print(text)
 
 
+def _add_dataset_location(parser, required=False):
+    """`--dataset` and `--images` of a command on a run (default: the run's own)."""
+    add_config_arguments(
+        parser, config.DataConfig, fields=("dataset", "images"), config_file=False,
+        required=("dataset", "images") if required else (), default_help=None if required else "the run's",
+    )
+
+
 def register(subparsers):
     parser = subparsers.add_parser("train-embedding", help="train the joint image-sentence embedding (Kiros et al. 2014)")
-    _add_data_arguments(parser)
-    parser.add_argument("--run", required=True, help="run folder to write")
-    parser.add_argument("--encoder", choices=("lstm", "linear"), default="lstm")
-    parser.add_argument("--embedding-dim", type=int, default=256)
-    parser.add_argument("--word-dim", type=int, default=128)
-    parser.add_argument("--margin", type=float, default=0.2)
-    parser.add_argument("--backbone", default="simple")
-    parser.add_argument("--backbone-weights", default=None)
-    parser.add_argument("--word-vectors", default=None, help="optional pretrained word vectors file (LSTM encoder)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--learning-rate", type=float, default=2e-3)
-    parser.add_argument("--seed", type=int, default=0)
+    add_out_argument(parser, "run folder to write (an interrupted run resumes)", deprecated_run=True)
+    # The job chooses the image side's mode (cached features when --features is given); it takes no normalisation.
+    add_config_arguments(
+        parser, config.EmbeddingConfig, exclude=("image.mode", "image.normalization"), required=("data.dataset", "data.images")
+    )
     add_strategy_argument(parser)
     parser.set_defaults(handler=run_train_embedding)
 
     parser = subparsers.add_parser("arithmetic", help="nearest images of image - word + word in the joint space")
     parser.add_argument("--run", required=True, help="embedding run folder (linear encoder)")
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--images", required=True)
+    _add_dataset_location(parser, required=True)
     parser.add_argument("--image", required=True, help="query image filename (as in the dataset)")
     parser.add_argument("--minus", nargs="*", default=[], help="words to subtract")
     parser.add_argument("--plus", nargs="*", default=[], help="words to add")
@@ -81,36 +51,30 @@ def register(subparsers):
     parser = subparsers.add_parser("evaluate-arithmetic", help="precision@k of attribute swaps on the synthetic world")
     parser.add_argument("--run", required=True)
     parser.add_argument("--truth", required=True, help="truth.json of the synthetic world")
-    parser.add_argument("--dataset", default=None)
-    parser.add_argument("--images", default=None)
+    _add_dataset_location(parser)
     parser.add_argument("--split", default="test")
     parser.add_argument("--top", type=int, default=5)
     parser.add_argument("--json", dest="json_path", default=None)
     parser.set_defaults(handler=run_evaluate_arithmetic)
 
-    parser = subparsers.add_parser("train-scnlm", help="train the structure-content neural language model")
-    _add_data_arguments(parser, required=False, image_size=None)
-    parser.add_argument("--run", required=True, help="run folder to write")
-    parser.add_argument("--embedding-run", required=True, help="joint embedding run giving the content vectors")
-    parser.add_argument("--truth", default=None, help="synthetic truth.json with POS tags")
-    parser.add_argument("--tagger", choices=("truth", "lexicon"), default="truth")
-    parser.add_argument("--context-size", type=int, default=5)
-    parser.add_argument("--structure-size", type=int, default=5)
-    parser.add_argument("--word-dim", type=int, default=128)
-    parser.add_argument("--tag-dim", type=int, default=32)
-    parser.add_argument("--factor-dim", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--learning-rate", type=float, default=2e-3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = subparsers.add_parser(
+        "train-scnlm", help="train the structure-content neural language model",
+        description="Trains the SC-NLM of Kiros et al. 2014 on the image vectors of a joint embedding run; "
+        "without --dataset it reads the embedding run's data.",
+    )
+    add_out_argument(parser, "run folder to write (an interrupted run resumes)", deprecated_run=True)
+    add_config_arguments(
+        parser, config.SCNLMConfig, required=("embedding_run",),
+        default_help={"data.image_size": "the embedding run's", "data.dataset": "the embedding run's",
+                      "data.images": "the embedding run's"},
+    )
     add_strategy_argument(parser)
     parser.set_defaults(handler=run_train_scnlm)
 
     parser = subparsers.add_parser("generate-scnlm", help="SC-NLM captions of a split ({filename: caption} JSON)")
     parser.add_argument("--run", required=True)
     parser.add_argument("--split", default="test")
-    parser.add_argument("--dataset", default=None)
-    parser.add_argument("--images", default=None)
+    _add_dataset_location(parser)
     parser.add_argument("--sample", action="store_true", help="sample words instead of greedy decoding")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="captions JSON to write")
@@ -121,8 +85,7 @@ def register(subparsers):
     )
     parser.add_argument("--run", required=True)
     parser.add_argument("--split", default="test", choices=("val", "test"))
-    parser.add_argument("--dataset", default=None)
-    parser.add_argument("--images", default=None)
+    _add_dataset_location(parser)
     parser.add_argument("--sample", action="store_true", help="sample words instead of greedy decoding")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", dest="json_path", default=None, help="write the full report here")
@@ -130,25 +93,20 @@ def register(subparsers):
 
 
 def run_train_embedding(args):
-    from vsa_tf.config import EmbeddingConfig, ImageEncoderConfig
     from vsa_tf.jobs import embedding
 
-    config = EmbeddingConfig(
-        data=_data_config(args), encoder=args.encoder, embedding_dim=args.embedding_dim, word_dim=args.word_dim,
-        margin=args.margin, image=ImageEncoderConfig(backbone=args.backbone, weights=args.backbone_weights),
-        word_vectors=args.word_vectors, batch_size=args.batch_size, epochs=args.epochs,
-        learning_rate=args.learning_rate, seed=args.seed,
-    )
-    summary = embedding.train_embedding(config, args.run, verbose=2, strategy=args.strategy)
-    _print({"run": args.run, "test": summary.get("test")})
+    embedding_config = config_from_arguments(args, config.EmbeddingConfig)
+    summary = embedding.train_embedding(embedding_config, args.out, verbose=2, strategy=args.strategy)
+    _print({"run": args.out, "test": summary.get("test")})
     return 0
 
 
 def run_arithmetic(args):
     from vsa_tf.jobs import embedding
 
+    data = config_from_arguments(args, config.DataConfig)  # checks that both are given
     result = embedding.run_arithmetic(
-        args.run, args.dataset, args.images, args.image, args.minus, args.plus, top=args.top, out=args.out, split=args.split
+        args.run, data.dataset, data.images, args.image, args.minus, args.plus, top=args.top, out=args.out, split=args.split
     )
     print(f"{args.image} - {' - '.join(args.minus) or '0'} + {' + '.join(args.plus) or '0'}:")
     for rank, item in enumerate(result["neighbours"], 1):
@@ -167,23 +125,18 @@ def run_evaluate_arithmetic(args):
 
 
 def run_train_scnlm(args):
-    from vsa_tf.config import DataConfig, SCNLMConfig
     from vsa_tf.jobs import embedding
+    from vsa_tf.jobs.runs import read_run_config
 
-    if args.dataset and args.image_size is None:
-        from vsa_tf.jobs.runs import read_run_config
-
-        embedding_data = read_run_config(args.embedding_run).get("data", {})
-        args.image_size = embedding_data.get("image_size", DataConfig().image_size)
-    data = _data_config(args) if args.dataset else DataConfig()
-    config = SCNLMConfig(
-        data=data, embedding_run=args.embedding_run, context_size=args.context_size,
-        structure_size=args.structure_size, word_dim=args.word_dim, tag_dim=args.tag_dim,
-        factor_dim=args.factor_dim, tagger=args.tagger, truth=args.truth, batch_size=args.batch_size,
-        epochs=args.epochs, learning_rate=args.learning_rate, seed=args.seed,
-    )
-    summary = embedding.train_scnlm(config, args.run, verbose=2, strategy=args.strategy)
-    _print({"run": args.run, "final": {key: values[-1] for key, values in summary["history"].items() if values}})
+    scnlm_config = config_from_arguments(args, config.SCNLMConfig)
+    if scnlm_config.data.dataset and args.image_size is None and not args.config:
+        # Without --dataset the job reads the embedding run's data; another dataset is seen at the
+        # embedding run's image size unless --image-size says otherwise.
+        embedding_data = read_run_config(scnlm_config.embedding_run).get("data", {})
+        image_size = tuple(embedding_data.get("image_size", scnlm_config.data.image_size))
+        scnlm_config = scnlm_config.replace(data=scnlm_config.data.replace(image_size=image_size))
+    summary = embedding.train_scnlm(scnlm_config, args.out, verbose=2, strategy=args.strategy)
+    _print({"run": args.out, "final": {key: values[-1] for key, values in summary["history"].items() if values}})
     return 0
 
 

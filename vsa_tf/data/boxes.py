@@ -111,12 +111,22 @@ def padded_pixel_boxes(boxes_by_filename, filenames, max_boxes):
     return padded, counts
 
 
-def image_regions(boxes, width, height, max_boxes):
+def image_regions(boxes, width, height, max_boxes=None):
     """Pixel regions of one image as the models index them -> (float32 [K + 1, 4] x0, y0, x1, y1, bool [K + 1]).
 
-    Row 0 is the whole image, then the top ``max_boxes`` boxes clipped to the image, zero-padded;
-    region i here is region i of the pipelines' `boxes` (used to turn region indices back into boxes).
+    Row 0 is the whole image, then the top ``max_boxes`` boxes (None: all of them) clipped to the
+    image, zero-padded; region i here is region i of the pipelines' `boxes`, so an aligned region
+    index turns back into its box. The boxes are clipped because the pipeline clips the normalised
+    boxes to [0, 1] (`normalize_boxes`) before pooling: the clipped box is the region the model saw,
+    and it is the box a snippet records and a region captioner pools again.
+
+    Example:
+    >>> regions, mask = image_regions([[10, 10, 50, 40]], width=100, height=80, max_boxes=2)
+    >>> regions.tolist(), mask.tolist()
+    ([[0.0, 0.0, 100.0, 80.0], [10.0, 10.0, 50.0, 40.0], [0.0, 0.0, 0.0, 0.0]], [True, True, False])
     """
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    max_boxes = len(boxes) if max_boxes is None else max_boxes
     kept = top_k_boxes(boxes, max_boxes)
     regions = np.zeros((max_boxes + 1, 4), dtype=np.float32)
     regions[0] = (0.0, 0.0, width, height)

@@ -21,11 +21,10 @@ import tensorflow as tf
 from vsa_tf.data import boxes as boxes_lib
 from vsa_tf.data import readers
 from vsa_tf.data import text
-from vsa_tf.data import validate
 
 
 def _image_paths(records, image_root):
-    return np.array([validate.resolve_image_path(image_root, record.filename) for record in records], dtype=object)
+    return np.array([readers.resolve_image_path(image_root, record.filename) for record in records], dtype=object)
 
 
 def decode_and_resize_bytes(image_bytes, image_size):
@@ -49,7 +48,6 @@ def decode_and_resize(path, image_size):
 
 class _ImageSide:
     """Builds the per-example image side from an index into ``records`` (pixel or cached mode)."""
-
     def __init__(self, records, image_root, boxes, config, features=None, whole_image_only=False):
         self.image_size = tuple(int(size) for size in config.image_size)
         self.cached = features is not None
@@ -115,6 +113,49 @@ def sentences_dataset(texts, vocabulary, config, batch_size):
 
     dataset = tf.data.Dataset.from_tensor_slices(tf.constant(list(texts), dtype=tf.string))
     return _finish(dataset.batch(batch_size).map(encode, num_parallel_calls=tf.data.AUTOTUNE))
+
+
+def sentence_table(records):
+    """Every sentence of ``records`` in order -> (texts, sentence_image int64 [S], (record index, sentence index) per sentence)."""
+    texts, sentence_image, owners = [], [], []
+    for image_index, record in enumerate(records):
+        for sentence_index, sentence in enumerate(record.sentences):
+            texts.append(sentence.text)
+            sentence_image.append(image_index)
+            owners.append((image_index, sentence_index))
+    return texts, np.asarray(sentence_image, np.int64), owners
+
+
+def retrieval_datasets(records, image_root, boxes, vocabulary, config, batch_size, features=None):
+    """The two sides of a split for ranking every image against every sentence, both in order.
+
+    Returns:
+        (`images_dataset` of the records, `sentences_dataset` of all their sentences,
+        sentence_image int64 [S], (record index, sentence index) of each sentence), as `sentence_table`.
+    """
+    texts, sentence_image, owners = sentence_table(records)
+    images = images_dataset(records, image_root, boxes, config, batch_size, features=features)
+    sentences = sentences_dataset(texts, vocabulary, config, batch_size)
+    return images, sentences, sentence_image, owners
+
+
+def scnlm_dataset(tokens, tags, content, batch_size, shuffle=False, seed=0):
+    """Batches of SC-NLM training examples: one per sentence, with its image's content vector.
+
+    Args:
+        tokens: int32 [N, T + 2], START w_1..w_n END then 0 (`vsa_tf.jobs.scnlm.encode_caption_examples`).
+        tags: int32 [N, T + 1], the tag of each next token (END tag for END, 0 padding).
+        content: float32 [N, K], the joint-space vector of each sentence's image.
+        batch_size: examples per batch.
+        shuffle: reshuffle the examples every epoch (with `seed`).
+
+    Returns:
+        a dataset of `{"tokens", "tags", "content"}` batches.
+    """
+    dataset = tf.data.Dataset.from_tensor_slices({"tokens": tokens, "tags": tags, "content": content})
+    if shuffle:
+        dataset = dataset.shuffle(max(len(tokens), 1), seed=seed, reshuffle_each_iteration=True)
+    return _finish(dataset.batch(batch_size))
 
 
 def add_start_end(tokens, mask):

@@ -16,6 +16,7 @@ import json
 import os
 
 from vsa_tf.config import atomic_write_text
+from vsa_tf.data import synthetic
 
 PAD_TAG = "<pad>"
 END_TAG = "<end>"
@@ -46,11 +47,7 @@ _CLOSED_CLASS = {
 
 
 def _synthetic_lexicon():
-    """The synthetic world's attribute words, when that module is present."""
-    try:
-        from vsa_tf.data import synthetic
-    except ImportError:
-        return {}
+    """The synthetic world's attribute words (its lexicon seeds the rule-based tagger)."""
     lexicon = {}
     for name, tag in (("COLORS", "ADJ"), ("SIZES", "ADJ"), ("SHAPES", "NOUN")):
         for word in getattr(synthetic, name, ()):
@@ -69,7 +66,6 @@ class LexiconTagger:
     Args:
         lexicon: optional {word: tag} overriding the built-in lists.
     """
-
     def __init__(self, lexicon=None):
         self.lexicon = {}
         for tag, words in _CLOSED_CLASS.items():
@@ -120,7 +116,6 @@ class LexiconTagger:
 
 class TagVocabulary:
     """Tag ids: 0 padding, 1 END (the tag of the END token), then the Universal tags."""
-
     def __init__(self, tags=UNIVERSAL_TAGS):
         self.tags = list(RESERVED_TAGS) + [tag for tag in tags if tag not in RESERVED_TAGS]
         self._index = {tag: index for index, tag in enumerate(self.tags)}

@@ -16,6 +16,7 @@ import os
 
 from vsa_tf.data import records as records_lib
 from vsa_tf.data import text
+from vsa_tf.config import atomic_write_text
 
 KARPATHY_SPLITS = ("train", "val", "test", "restval")
 FLICKR8K_SPLIT_FILES = {
@@ -23,6 +24,25 @@ FLICKR8K_SPLIT_FILES = {
     "val": "Flickr_8k.devImages.txt",
     "test": "Flickr_8k.testImages.txt",
 }
+
+
+def resolve_image_path(image_root, filename):
+    """``image_root/filename``, refusing filenames that are absolute or escape the root (`..`, links).
+
+    Every module that opens dataset images goes through this function.
+    """
+    if not isinstance(filename, str) or not filename:
+        raise ValueError(f"image filename must be a non-empty string, received {filename!r}")
+    if os.path.isabs(filename) or filename.startswith(("/", "\\")) or (len(filename) > 1 and filename[1] == ":"):
+        raise ValueError(f"{filename}: absolute image paths are not allowed; filenames are relative to the image root")
+    parts = filename.replace("\\", "/").split("/")
+    if ".." in parts:
+        raise ValueError(f"{filename}: filename escapes the image root {image_root!r} ('..')")
+    root = os.path.realpath(image_root)
+    path = os.path.realpath(os.path.join(root, filename))
+    if os.path.commonpath([root, path]) != root:
+        raise ValueError(f"{filename}: filename escapes the image root {image_root!r} (resolves to {path})")
+    return os.path.join(image_root, filename)
 
 
 def load_json(path, what="JSON file"):
@@ -290,8 +310,6 @@ def write_karpathy_json(dataset, path):
     Every command reads the result, whatever format the dataset came from (a COCO file whose split was
     given, a Flickr token file with its split lists), so the split choice is made once.
     """
-    from vsa_tf.config import atomic_write_text
-
     images = [
         {
             "filename": record.filename,

@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from vsa_tf.data import boxes as boxes_lib
+from vsa_tf.data import features as features_lib
 from vsa_tf.data import readers
 from vsa_tf.data import records as records_lib
 from vsa_tf.data import text
@@ -20,7 +21,6 @@ from vsa_tf.data import text
 
 class DatasetError(ValueError):
     """A dataset failed validation; ``problems`` lists each one as "file: problem"."""
-
     def __init__(self, problems):
         self.problems = list(problems)
         shown = self.problems[:50]
@@ -31,23 +31,9 @@ class DatasetError(ValueError):
         super().__init__(message)
 
 
-def resolve_image_path(image_root, filename):
-    """``image_root/filename``, refusing filenames that are absolute or escape the root (`..`, links).
-
-    Every module that opens dataset images goes through this function.
-    """
-    if not isinstance(filename, str) or not filename:
-        raise ValueError(f"image filename must be a non-empty string, received {filename!r}")
-    if os.path.isabs(filename) or filename.startswith(("/", "\\")) or (len(filename) > 1 and filename[1] == ":"):
-        raise ValueError(f"{filename}: absolute image paths are not allowed; filenames are relative to the image root")
-    parts = filename.replace("\\", "/").split("/")
-    if ".." in parts:
-        raise ValueError(f"{filename}: filename escapes the image root {image_root!r} ('..')")
-    root = os.path.realpath(image_root)
-    path = os.path.realpath(os.path.join(root, filename))
-    if os.path.commonpath([root, path]) != root:
-        raise ValueError(f"{filename}: filename escapes the image root {image_root!r} (resolves to {path})")
-    return os.path.join(image_root, filename)
+# Every module that opens dataset images goes through this one function (it lives in `readers`, which
+# `pipelines` imports without importing this module and its feature-store check).
+resolve_image_path = readers.resolve_image_path
 
 
 def _image_size(path, full_decode):
@@ -205,3 +191,28 @@ def load_checked(config):
     summary = validate_dataset(dataset, config.images, boxes=config.boxes, min_word_count=config.min_word_count)
     boxes = boxes_lib.read_boxes(config.boxes) if config.boxes else None
     return dataset, boxes, summary
+
+
+def load_checked_data(data_config, feature_mode):
+    """Reads and validates the data, as `vsa-tf validate` does: (dataset, boxes, feature store or None).
+
+    Training and evaluation jobs call it before they write anything: a `ValueError` lists every
+    problem (missing or undecodable images, empty captions, filenames escaping the image root, boxes
+    outside their image, images without cached features).
+
+    Args:
+        data_config: a `DataConfig`.
+        feature_mode: "pixels", or "cached" to open `data_config.features` as a `FeatureStore`.
+    """
+    if not data_config.dataset:
+        raise ValueError("data.dataset is empty: give the captions file (--dataset)")
+    if feature_mode == "cached" and not data_config.features:
+        raise ValueError("feature_mode 'cached' needs data.features (--features, a folder of cached region features)")
+    dataset, boxes, _ = load_checked(data_config)
+    store = None
+    if feature_mode == "cached":
+        store = features_lib.FeatureStore(data_config.features)
+        missing = [record.filename for record in dataset.records if record.filename not in store]
+        if missing:
+            raise ValueError(f"{data_config.features}: no cached features for {len(missing)} image(s), e.g. {missing[:5]}")
+    return dataset, boxes, store

@@ -46,6 +46,17 @@ def spice_models_available():
     )
 
 
+# pycocoevalcap's PTB tokenizer drops empty lines (and then fails), so an empty generated caption is
+# scored as this word, which matches no reference word after tokenisation ("[UNK]" -> "unk"); a real
+# word such as "a" would earn an empty caption unigram credit.
+EMPTY_CAPTION = "unk"
+
+
+def non_empty(candidates):
+    """`candidates` ({id: caption}) with every empty or blank caption replaced by `EMPTY_CAPTION`."""
+    return {key: text if text.strip() else EMPTY_CAPTION for key, text in candidates.items()}
+
+
 def _validate_captions(references, candidates):
     if not isinstance(references, dict) or not isinstance(candidates, dict):
         raise ValueError(

@@ -118,6 +118,64 @@ def score_matrix(
     return scores
 
 
+def encode_dataset(model, image_dataset, sentence_dataset):
+    """Runs `model.encode_images` / `model.encode_sentences` over two batched datasets (no shuffle).
+
+    Any model with those two methods works (the alignment model); this module imports no model.
+
+    Returns:
+        `(region_vectors [I, R, h], region_mask [I, R], word_vectors [S, T, h], word_mask [S, T])`
+        numpy arrays; sentence batches of different lengths T are zero-padded to the longest.
+    """
+    regions, region_masks = _encode_batches(model.encode_images, image_dataset)
+    words, word_masks = _encode_batches(model.encode_sentences, sentence_dataset)
+    if not regions or not words:
+        raise ValueError(f"Cannot score an empty split: {len(regions)} image batches, {len(words)} sentence batches")
+    return (
+        np.concatenate(regions),
+        np.concatenate(region_masks).astype(bool),
+        _concatenate_padded(words),
+        _concatenate_padded(word_masks).astype(bool),
+    )
+
+
+def _encode_batches(encode, dataset):
+    vectors, masks = [], []
+    for batch in dataset:
+        batch_vectors, batch_mask = encode(batch, training=False)
+        vectors.append(np.asarray(batch_vectors))
+        masks.append(np.asarray(batch_mask))
+    return vectors, masks
+
+
+def _concatenate_padded(arrays):
+    # Sentence batches may differ in length T; pad each to the longest (padding words are masked).
+    length = max(array.shape[1] for array in arrays)
+    padded = [np.pad(array, [(0, 0), (0, length - array.shape[1])] + [(0, 0)] * (array.ndim - 2)) for array in arrays]
+    return np.concatenate(padded)
+
+
+def score_dataset(model, image_dataset, sentence_dataset, image_tile=100):
+    """The [I, S] score matrix of every image x sentence of two batched datasets, for an alignment model.
+
+    `score_matrix` (eq. 8, in tiles) unless `model.score` is "defrag": the DeFrag score (eq. 7) is the
+    model's own `alignment_score`, applied to `image_tile` images at a time.
+    """
+    region_vectors, region_mask, word_vectors, word_mask = encode_dataset(model, image_dataset, sentence_dataset)
+    if getattr(model, "score", "max") == "defrag":
+        return np.concatenate(
+            [
+                np.asarray(
+                    model.alignment_score(
+                        region_vectors[start : start + image_tile], word_vectors, region_mask[start : start + image_tile], word_mask
+                    )
+                )
+                for start in range(0, len(region_vectors), image_tile)
+            ]
+        )
+    return score_matrix(region_vectors, region_mask, word_vectors, word_mask)
+
+
 def _validate_scores(scores, sentence_image):
     scores = np.asarray(scores)
     if scores.ndim != 2:
@@ -210,6 +268,19 @@ def retrieval_metrics(scores, sentence_image):
     annotation_ranks, _ = image_annotation_ranks(scores, sentence_image)
     search_ranks = image_search_ranks(scores, sentence_image)
     return {"image_annotation": rank_summary(annotation_ranks), "image_search": rank_summary(search_ranks)}
+
+
+def retrieval_report(scores, sentence_image):
+    """What a retrieval evaluation reports: `retrieval_metrics`, `n_images`, `n_sentences`, and `coco_1k`
+    (the COCO protocol of 5 folds of 1K images) when there are at least 5,000 images."""
+    scores = np.asarray(scores)
+    report = retrieval_metrics(scores, sentence_image)
+    num_images, num_sentences = scores.shape
+    if num_images >= 5000:
+        report["coco_1k"] = coco_1k_metrics(scores, sentence_image)
+    report["n_images"] = int(num_images)
+    report["n_sentences"] = int(num_sentences)
+    return report
 
 
 def fold_metrics(scores, sentence_image, fold_size=1000, num_folds=5):

@@ -13,8 +13,28 @@ import os
 import numpy as np
 
 from vsa_tf.config import AlignmentConfig, DataConfig, atomic_write_text, save_config
+from vsa_tf.data.validate import load_checked_data
 from vsa_tf.files import atomic_save_weights
 from vsa_tf.data import text as text_lib
+from vsa_tf import training
+from vsa_tf.align import mrf
+from vsa_tf.align import snippets as snippets_lib
+from vsa_tf.data import boxes as boxes_lib
+from vsa_tf.data import features as features_lib
+from vsa_tf.data import pipelines
+from vsa_tf.data import validate
+from vsa_tf.data import word_vectors as word_vectors_lib
+from vsa_tf.evaluation import retrieval
+from vsa_tf.evaluation.retrieval import encode_dataset
+from vsa_tf.evaluation.retrieval import score_dataset
+from vsa_tf.evaluation.retrieval_evaluator import RetrievalEvaluator
+from vsa_tf.jobs import embedding
+from vsa_tf.jobs import runs
+from vsa_tf.jobs.runs import open_run
+from vsa_tf.layers.backbones import Backbone
+from vsa_tf.models.alignment_model import AlignmentModel
+from vsa_tf.models.alignment_model import HardestNegativeWarmup
+from vsa_tf.visualize.alignment import plot_alignment
 
 CONFIG_FILE = "config.json"
 VOCABULARY_FILE = "vocabulary.txt"
@@ -25,38 +45,12 @@ EVALUATION_BATCH_SIZE = 64
 AlignmentRun = collections.namedtuple("AlignmentRun", ["model", "vocabulary", "config", "run_dir"])
 
 
-def load_checked_data(data_config, feature_mode):
-    """Reads and validates the data, as `vsa-tf validate` does: (dataset, boxes, feature store or None).
-
-    Training jobs call it before they write anything: a `ValueError` lists every problem (missing or
-    undecodable images, empty captions, filenames escaping the image root, boxes outside their image).
-    """
-    from vsa_tf.data import validate
-
-    if not data_config.dataset:
-        raise ValueError("data.dataset is empty: give the captions file (--dataset)")
-    if feature_mode == "cached" and not data_config.features:
-        raise ValueError("feature_mode 'cached' needs data.features (--features, a folder of cached region features)")
-    dataset, boxes, _ = validate.load_checked(data_config)
-    store = None
-    if feature_mode == "cached":
-        from vsa_tf.data import features as features_lib
-
-        store = features_lib.FeatureStore(data_config.features)
-        missing = [record.filename for record in dataset.records if record.filename not in store]
-        if missing:
-            raise ValueError(f"{data_config.features}: no cached features for {len(missing)} image(s), e.g. {missing[:5]}")
-    return dataset, boxes, store
-
-
 def build_alignment_model(config, vocabulary_size, load_backbone_weights=True):
     """An `AlignmentModel` of an `AlignmentConfig` (weights created, not loaded).
 
     `load_backbone_weights=False` builds the backbone without reading `config.image.weights`: a run's
     own weights file holds every weight, so a run folder loads after that file moved or went.
     """
-    from vsa_tf.models.alignment_model import AlignmentModel
-
     image_encoder = config.image if load_backbone_weights else config.image.replace(weights=None)
     model = AlignmentModel(
         vocabulary_size=vocabulary_size,
@@ -87,7 +81,6 @@ def _sentence_table(records):
 
 
 def _split_datasets(records, data_config, boxes, store, vocabulary, batch_size=EVALUATION_BATCH_SIZE):
-    from vsa_tf.data import pipelines
 
     texts, sentence_image, owners = _sentence_table(records)
     images = pipelines.images_dataset(records, data_config.images, boxes, data_config, batch_size, features=store)
@@ -99,7 +92,6 @@ def _build_and_compile(config, vocabulary, store):
     """Builds the model, loads pretrained word vectors and compiles it (call inside `strategy.scope()`)."""
     model = build_alignment_model(config, vocabulary.size)
     if config.word_vectors:
-        from vsa_tf.data import word_vectors as word_vectors_lib
 
         matrix, _ = word_vectors_lib.embedding_matrix(config.word_vectors, vocabulary, seed=config.seed)
         if matrix.shape[1] != config.embedding_dim:
@@ -145,10 +137,6 @@ def train_alignment(config, data_config=None, run_dir=None, verbose="auto", step
     """
     import keras
 
-    from vsa_tf import training
-    from vsa_tf.data import pipelines
-    from vsa_tf.jobs import runs
-    from vsa_tf.models.alignment_model import HardestNegativeWarmup, RetrievalEvaluator
 
     if not isinstance(config, AlignmentConfig):
         raise ValueError(f"train_alignment needs an AlignmentConfig, received {type(config).__name__}")
@@ -211,12 +199,9 @@ def train_alignment(config, data_config=None, run_dir=None, verbose="auto", step
 
 def load_alignment_run(run_dir):
     """Rebuilds an alignment run: `AlignmentRun(model, vocabulary, config, run_dir)` with the best weights."""
-    from vsa_tf.jobs.runs import open_run
-
     config, vocabulary, weights = open_run(run_dir, "alignment", AlignmentConfig)
     if config.image.cached and config.image.feature_dim is None:
         # Runs saved before ImageEncoderConfig.feature_dim existed: the features folder tells.
-        from vsa_tf.data import features as features_lib
 
         config = config.replace(image=config.image.replace(feature_dim=features_lib.FeatureStore(config.data.features).dims))
     model = build_alignment_model(config, vocabulary.size, load_backbone_weights=False)
@@ -225,8 +210,6 @@ def load_alignment_run(run_dir):
 
 
 def _retrieval(model, records, data_config, boxes, store, vocabulary):
-    from vsa_tf.evaluation import retrieval
-    from vsa_tf.models.alignment_model import score_dataset
 
     images, sentences, sentence_image, _ = _split_datasets(records, data_config, boxes, store, vocabulary)
     scores = score_dataset(model, images, sentences)
@@ -245,8 +228,6 @@ def _metrics(retrieval, scores, sentence_image):
 
 def _data_config_of(run, data_config):
     """The data to evaluate on: the given DataConfig, or the run's own, with the run's tensor settings."""
-    from vsa_tf.jobs import runs
-
     run_data = run.config.data
     if data_config is None:
         return run_data
@@ -275,8 +256,6 @@ def save_backbone_weights(run_dir, out_path):
     Returns:
         `out_path`.
     """
-    from vsa_tf.layers.backbones import Backbone
-
     if not str(out_path).endswith(".weights.h5"):
         raise ValueError(f"out_path must end with .weights.h5, received {out_path!r}")
     run = load_alignment_run(run_dir) if isinstance(run_dir, (str, os.PathLike)) else run_dir
@@ -298,9 +277,6 @@ def retrieval_scores(run_dir, data_config=None, split="test"):
     Returns:
         (scores np.ndarray [n_images, n_sentences], sentence_image [n_sentences], image filenames).
     """
-    from vsa_tf.jobs import runs
-    from vsa_tf.models.alignment_model import score_dataset
-
     run = runs.load_run(run_dir)
     if not hasattr(run.model, "encode_images") or not hasattr(run.model, "encode_sentences"):
         raise ValueError(f"{run_dir}: a {runs.run_kind(run_dir)!r} run cannot rank images and sentences")
@@ -311,7 +287,6 @@ def retrieval_scores(run_dir, data_config=None, split="test"):
     if not records:
         raise ValueError(f"{data_config.dataset}: the {split!r} split is empty")
     if runs.run_kind(run_dir) == "embedding":
-        from vsa_tf.jobs import embedding
 
         scores, sentence_image = embedding.retrieval_scores(run.model, records, run.vocabulary, data_config, boxes, store)
     else:
@@ -327,8 +302,6 @@ def evaluate_retrieval(run_dir, data_config=None, split="test", json_out=None):
         `retrieval_metrics(...)` plus `n_images`, `n_sentences` (and `coco_1k` for >= 5,000 images);
         also written to `json_out` when given.
     """
-    from vsa_tf.evaluation import retrieval
-
     scores, sentence_image, _ = retrieval_scores(run_dir, data_config, split)
     result = _metrics(retrieval, scores, sentence_image)
     if json_out:
@@ -339,7 +312,6 @@ def evaluate_retrieval(run_dir, data_config=None, split="test", json_out=None):
 def _image_size(data_config, filename):
     from PIL import Image
 
-    from vsa_tf.data import validate
 
     with Image.open(validate.resolve_image_path(data_config.images, filename)) as image:
         return image.size  # (width, height)
@@ -347,9 +319,6 @@ def _image_size(data_config, filename):
 
 def _region_pixel_boxes(record, data_config, boxes):
     """Pixel [x0, y0, x1, y1] of the image's regions, row 0 the whole image (the pipeline's order)."""
-    from vsa_tf.align import snippets as snippets_lib
-    from vsa_tf.data import boxes as boxes_lib
-
     width, height = _image_size(data_config, record.filename)
     detector = np.zeros((0, 4), np.float32)
     if boxes is not None:
@@ -363,8 +332,6 @@ def word_region_scores(run, records, data_config, boxes=None, store=None):
 
     `scores[j, t] = v_t . s_j` over the image's real regions (region 0 = the whole image).
     """
-    from vsa_tf.models.alignment_model import encode_dataset
-
     images, sentences, _, owners = _split_datasets(records, data_config, boxes, store, run.vocabulary)
     region_vectors, region_mask, word_vectors, word_mask = encode_dataset(run.model, images, sentences)
     results = []
@@ -383,8 +350,6 @@ def align_split(run_dir, data_config=None, split="test", beta=1.0, out=None):
     Returns:
         the snippets list (docs/CONVENTIONS.md), also written to `out` when given.
     """
-    from vsa_tf.align import snippets as snippets_lib
-
     snippets = align_split_for_betas(run_dir, data_config, split, [beta])[beta]
     if out:
         snippets_lib.write_snippets(out, snippets)
@@ -397,9 +362,6 @@ def align_split_for_betas(run_dir, data_config=None, split="test", betas=(0.0, 0
     Returns:
         {beta: snippets list}.
     """
-    from vsa_tf.align import mrf
-    from vsa_tf.align import snippets as snippets_lib
-
     run = load_alignment_run(run_dir) if isinstance(run_dir, (str, os.PathLike)) else run_dir
     data_config = _data_config_of(run, data_config)
     dataset, boxes, store = load_checked_data(data_config, run.model.feature_mode)
@@ -435,9 +397,6 @@ def plot_sentence_alignment(run_dir, data_config=None, split="test", filename=No
     """
     from PIL import Image
 
-    from vsa_tf.align import mrf
-    from vsa_tf.data import validate
-    from vsa_tf.visualize.alignment import plot_alignment
 
     run = load_alignment_run(run_dir) if isinstance(run_dir, (str, os.PathLike)) else run_dir
     data_config = _data_config_of(run, data_config)

@@ -16,11 +16,19 @@ import tensorflow as tf
 from vsa_tf import training
 from vsa_tf.config import CaptionConfig, atomic_write_text, save_config
 from vsa_tf.data import boxes as boxes_lib
-from vsa_tf.data import pipelines, readers
+from vsa_tf.data import pipelines, readers, validate
 from vsa_tf.data.features import FeatureStore
 from vsa_tf.data.text import Vocabulary
 from vsa_tf.models.caption_model import CaptionModel
+from vsa_tf.models.distinct_captions_monitor import DistinctCaptionsMonitor
 from vsa_tf.samplers import BeamSampler, GreedySampler
+from vsa_tf.evaluation import captions as caption_metrics
+from vsa_tf.evaluation.alignment import read_truth
+from vsa_tf.evaluation.retrieval import score_matrix
+from vsa_tf.jobs import alignment as alignment_job
+from vsa_tf.jobs import runs
+from vsa_tf.jobs.runs import load_run
+from vsa_tf.jobs.runs import open_run
 
 CONFIG_FILE = "config.json"
 VOCABULARY_FILE = "vocabulary.txt"
@@ -29,12 +37,13 @@ ALIGNMENT_CNN_FILE = "alignment_cnn.weights.h5"
 # pycocoevalcap's PTB tokenizer drops empty lines (and then fails), so an empty generated caption is
 # scored as this word, which matches no reference word after tokenisation ("[UNK]" -> "unk").
 EMPTY_CAPTION = "unk"
+# Val images whose greedy captions are checked for collapse after every epoch.
+COLLAPSE_SAMPLE_IMAGES = 64
 
 
 @dataclasses.dataclass
 class CaptionRun:
     """A loaded caption run: the model with its best weights, the vocabulary and the config."""
-
     model: CaptionModel
     vocabulary: Vocabulary
     config: CaptionConfig
@@ -136,9 +145,6 @@ def train_captioner(
     Returns:
         a `CaptionRun` with the best weights loaded.
     """
-    from vsa_tf.jobs import alignment as alignment_job
-    from vsa_tf.jobs import runs
-
     if run_dir is None:
         raise ValueError("train_captioner needs a run_dir")
     if data_config is not None:
@@ -155,7 +161,7 @@ def train_captioner(
     # First: MultiWorkerMirroredStrategy must be created before TensorFlow runs any op.
     strategy = training.get_strategy(strategy) if isinstance(strategy, str) else strategy
     # The same checks as `vsa-tf validate` (and the alignment job), before anything is written.
-    dataset, _, store = alignment_job.load_checked_data(data_config, "cached" if data_config.features else "pixels")
+    dataset, _, store = validate.load_checked_data(data_config, "cached" if data_config.features else "pixels")
     train_records, val_records = dataset.split("train"), dataset.split("val")
     if not train_records:
         raise ValueError(f"{data_config.dataset}: the train split is empty")
@@ -215,10 +221,15 @@ def train_captioner(
         model.compile_for_training(
             learning_rate=config.learning_rate, rho=config.rho, clip_value=config.clip_value, jit_compile=config.jit_compile
         )
+    callbacks = []
+    monitor_batch = _collapse_sample(val_records or train_records, data_config, store, snippets_path)
+    if monitor_batch is not None:
+        callbacks.append(DistinctCaptionsMonitor(monitor_batch, max_length=config.max_length))
     training.fit_model(
         model,
         train_dataset,
         validation_dataset=validation_dataset,
+        callbacks=callbacks,
         run_dir=run_dir,
         epochs=config.epochs,
         monitor="val_loss" if validation_dataset is not None else "loss",
@@ -229,10 +240,20 @@ def train_captioner(
     return load_caption_run(run_dir)
 
 
+def _collapse_sample(records, data_config, store, snippets_path, count=COLLAPSE_SAMPLE_IMAGES):
+    """The whole-image batch `DistinctCaptionsMonitor` captions after every epoch (None for region runs).
+
+    A region captioner's captions are short phrases many regions share, so its distinct fraction says
+    little; the full-frame captioner's says whether captions depend on the image at all.
+    """
+    if snippets_path or not records:
+        return None
+    dataset = _whole_image_dataset(records[:count], data_config, count, store)
+    return next(iter(dataset))
+
+
 def load_caption_run(run_dir):
     """Rebuilds a caption run's model with its best weights -> `CaptionRun`."""
-    from vsa_tf.jobs.runs import open_run
-
     config, vocabulary, weights_path = open_run(run_dir, "caption", CaptionConfig)
     # The run's weights file holds the whole model, CNN included: the CNN's starting weights (which may
     # have moved with the run folder) are not read again.
@@ -401,12 +422,11 @@ def evaluate_captions(
         nearest_neighbour: whether to compute the nearest-neighbour baseline (it encodes the train split).
     Returns:
         dict with "model" and (unless disabled) "nearest_neighbour" metric dicts (`Bleu_1`..`Bleu_4`, `METEOR`, `ROUGE_L`,
-        `CIDEr`), "verbatim_fraction", "beam", "split", "num_images" and "examples". When the dataset has
+        `CIDEr`), "verbatim_fraction", "distinct_fraction" (distinct captions / images: 1 / N when the
+        captioner wrote one sentence for every image), "beam", "split", "num_images" and "examples". When the dataset has
         no train split (a separate val file), "nearest_neighbour" and "verbatim_fraction" are None,
         "skipped" says why, and a notice line goes to stderr.
     """
-    from vsa_tf.evaluation import captions as caption_metrics
-
     run = _as_run(run)
     data_config = data_config or run.config.data
     dataset = _read_data(data_config)
@@ -446,6 +466,7 @@ def evaluate_captions(
         "num_images": len(records),
         "model": caption_metrics.caption_scores(references, _non_empty(candidates)),
         "verbatim_fraction": float(caption_metrics.verbatim_fraction(candidates_list, training_sentences)) if train_records else None,
+        "distinct_fraction": float(caption_metrics.distinct_fraction(candidates_list)),
         "examples": [
             {"filename": record.filename, "caption": candidates[index], "nearest_neighbour": neighbours.get(index), "references": references[index]}
             for index, record in enumerate(records[:max_examples])
@@ -491,9 +512,6 @@ def _region_dataset(regions, records, data_config, vocabulary, batch_size):
 
 def _ranking_baseline(alignment_run, regions, records, data_config, snippets, batch_size):
     """For each region, the training snippet whose words the alignment model scores highest with it."""
-    from vsa_tf.evaluation.retrieval import score_matrix
-    from vsa_tf.jobs.runs import load_run
-
     loaded = load_run(alignment_run)
     model, vocabulary = loaded.model, loaded.vocabulary
     if loaded.config.image.mode != "pixels":
@@ -547,9 +565,6 @@ def evaluate_region_captions(
     Returns:
         {"split", "num_regions", "region_model": metrics, "full_frame_model"?: metrics, "ranking_baseline"?: metrics}.
     """
-    from vsa_tf.evaluation import captions as caption_metrics
-    from vsa_tf.evaluation.alignment import read_truth
-
     region_run = _as_run(region_run)
     data_config = data_config or region_run.config.data
     dataset = _read_data(data_config)

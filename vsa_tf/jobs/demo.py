@@ -26,11 +26,23 @@ from vsa_tf.config import (
     save_config,
 )
 from vsa_tf.evaluation import oracle
+from vsa_tf.data import boxes as boxes_lib
+from vsa_tf.data import readers, validate
+from vsa_tf.data import synthetic
+from vsa_tf.evaluation import alignment as alignment_evaluation
+from vsa_tf.evaluation import captions as caption_metrics
+from vsa_tf.evaluation.binding import twin_binding_accuracy
+from vsa_tf.jobs import alignment as alignment_job
+from vsa_tf.jobs import captioning as caption_job
+from vsa_tf.jobs import embedding as embedding_job
+from vsa_tf.jobs import export as export_job
+from vsa_tf.jobs.demo_report import write_demo_report
+from vsa_tf.visualize.captions import plot_image_captions, plot_region_captions
+from vsa_tf.visualize.curves import plot_training_curves
 
 
 class _Stages:
     """Prints numbered stage headers and records each stage's wall time."""
-
     def __init__(self, total):
         self.total = total
         self.index = 0
@@ -53,8 +65,6 @@ class _Stages:
 
 def _prepare_world(config, world_dir):
     """Generates the world, or reuses it when it was generated with the same settings."""
-    from vsa_tf.data import synthetic
-
     settings = {
         "seed": config.seed,
         "split_counts": [config.train_images, config.val_images, config.test_images],
@@ -97,13 +107,6 @@ def run_demo(config):
     Args:
         config: a `DemoConfig`.
     """
-    from vsa_tf.data import readers, validate
-    from vsa_tf.evaluation import alignment as alignment_evaluation
-    from vsa_tf.evaluation.binding import twin_binding_accuracy
-    from vsa_tf.jobs import alignment as alignment_job
-    from vsa_tf.jobs import captioning as caption_job
-    from vsa_tf.jobs import export as export_job
-
     started = time.time()
     stages = _Stages(total=11 if config.run_embedding else 10)
     out_dir = os.path.abspath(config.out_dir)
@@ -130,7 +133,6 @@ def run_demo(config):
 
     stages.start("Validate the dataset")
     dataset = readers.read_data_config(data)
-    from vsa_tf.data import boxes as boxes_lib
 
     summary["validation"] = validate.validate_dataset(dataset, data.images, boxes_lib.read_boxes(data.boxes))
     print(json.dumps(summary["validation"], indent=None, default=str)[:600], flush=True)
@@ -224,7 +226,6 @@ def run_demo(config):
     print(json.dumps({name: value.get("path") if isinstance(value, dict) else value for name, value in exported.items()}), flush=True)
 
     stages.start("Training curves and the report")
-    from vsa_tf.visualize.curves import plot_training_curves
 
     curves = os.path.join(figures_dir, "training_curves.png")
     plot_training_curves(
@@ -240,7 +241,6 @@ def run_demo(config):
     stages.stop()
     summary["stage_seconds"] = stages.seconds
     summary["total_seconds"] = round(time.time() - started, 1)
-    from vsa_tf.jobs.demo_report import write_demo_report
 
     summary["report"] = write_demo_report(summary, config.report_dir)
     atomic_write_text(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2, default=str) + "\n")
@@ -278,8 +278,6 @@ def _caption_oracle(records, truth, samples=2000):
     What a captioner that had learned the world's sentences perfectly would score with exact MAP
     decoding (the target of beam search) and with greedy decoding, on the evaluated test images.
     """
-    from vsa_tf.evaluation import captions as caption_metrics
-
     references, most_probable, greedy, frequencies = {}, {}, {}, []
     for index, record in enumerate(records):
         decoded = oracle.caption_oracle(truth["images"][record.filename], samples=samples, seed=index)
@@ -315,8 +313,6 @@ def _print_captions(captions, region_captions, oracle=None):
 
 def _caption_figures(caption_job, full_dir, region_dir, dataset, data, truth, figures_dir, config):
     """Paper Figures 6 and 7: generated captions under test images, region captions on their boxes."""
-    from vsa_tf.visualize.captions import plot_image_captions, plot_region_captions
-
     test_records = dataset.split("test")[:8]
     paths = [os.path.join(data.images, record.filename) for record in test_records]
     generated = caption_job.caption_images(full_dir, paths, beam=config.beam_size)
@@ -345,8 +341,6 @@ def _multi_object_records(records, truth, count):
 
 
 def _embedding_demo(config, data, runs_dir, figures_dir, truth_path, dataset):
-    from vsa_tf.jobs import alignment as alignment_job
-    from vsa_tf.jobs import embedding as embedding_job
 
     results = {"retrieval": {}}
     lstm_dir = None

@@ -57,16 +57,16 @@ def write_demo_report(summary, report_dir):
     rows = []
     for name, result in summary["captions"].items():
         rows.append([f"Multimodal RNN, {name}"] + [_number(result["model"].get(key)) for key in CAPTION_KEYS]
-                    + [_number(result.get("verbatim_fraction"), 100)])
+                    + [_number(result.get("verbatim_fraction"), 100), _number(result.get("distinct_fraction"), 100)])
     first = next(iter(summary["captions"].values()))
     if "nearest_neighbour" in first:
-        rows.append(["Nearest neighbour"] + [_number(first["nearest_neighbour"].get(key)) for key in CAPTION_KEYS] + ["–"])
+        rows.append(["Nearest neighbour"] + [_number(first["nearest_neighbour"].get(key)) for key in CAPTION_KEYS] + ["–", "–"])
     oracle = summary.get("caption_oracle")
     if oracle:
         for name, key in (("most probable sentence", "most_probable"), ("greedy", "greedy")):
             rows.append([f"World's own sentence distribution, {name}"]
-                        + [_number(oracle[key].get(metric)) for metric in CAPTION_KEYS] + ["–"])
-    report.add_table("coco-caption metrics on the test split", ["Model", *CAPTION_KEYS, "Verbatim %"], rows, digits=3)
+                        + [_number(oracle[key].get(metric)) for metric in CAPTION_KEYS] + ["–", "–"])
+    report.add_table("coco-caption metrics on the test split", ["Model", *CAPTION_KEYS, "Verbatim %", "Distinct %"], rows, digits=3)
     figures = summary.get("caption_figures", {})
     if figures.get("full_frame"):
         report.add_figure(figures["full_frame"], "Generated captions on test images (paper Figure 6)", wide=True)

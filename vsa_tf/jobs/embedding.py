@@ -16,6 +16,22 @@ import numpy as np
 from vsa_tf.config import EmbeddingConfig, SCNLMConfig, atomic_write_text, save_config
 from vsa_tf.data import pos_tags as pos_tags_lib
 from vsa_tf.data import text as text_lib
+from vsa_tf.data import validate
+from vsa_tf import regularities
+from vsa_tf import training
+from vsa_tf.data import boxes as boxes_lib
+from vsa_tf.data import features as features_lib
+from vsa_tf.data import pipelines
+from vsa_tf.data import readers
+from vsa_tf.data import word_vectors as word_vectors_lib
+from vsa_tf.evaluation import captions as caption_metrics
+from vsa_tf.evaluation import retrieval
+from vsa_tf.jobs import runs
+from vsa_tf.jobs.runs import open_run
+from vsa_tf.layers.region_features import RegionFeatureExtractor
+from vsa_tf.models.joint_embedding_model import JointEmbeddingModel
+from vsa_tf.models.scnlm_model import SCNLMModel
+from vsa_tf.visualize.contact_sheet import save_contact_sheet
 
 CONFIG_FILE = "config.json"
 VOCABULARY_FILE = "vocabulary.txt"
@@ -40,35 +56,27 @@ def whole_image_config(data_config):
 
 def load_data(data_config):
     """(CaptionDataset, boxes or None, FeatureStore or None) of a DataConfig."""
-    from vsa_tf.data import readers
-
     if not data_config.dataset:
         raise ValueError("data.dataset is empty: give the captions file (--dataset)")
     dataset = readers.read_data_config(data_config)
     boxes = None
     if data_config.boxes:
-        from vsa_tf.data import boxes as boxes_lib
 
         boxes = boxes_lib.read_boxes(data_config.boxes)
     features = None
     if data_config.features:
-        from vsa_tf.data import features as features_lib
 
         features = features_lib.FeatureStore(data_config.features)
     return dataset, boxes, features
 
 
 def _load_checked_data(data_config):
-    """`load_data` after the checks of `vsa-tf validate`, for the training jobs (nothing is written before)."""
-    from vsa_tf.jobs import alignment
-
-    return alignment.load_checked_data(data_config, "cached" if data_config.features else "pixels")
+    """`validate.load_checked_data` in the mode a data config implies (cached when it names features)."""
+    return validate.load_checked_data(data_config, "cached" if data_config.features else "pixels")
 
 
 def embed_images(model, records, data_config, boxes=None, features=None, batch_size=64):
     """Unit joint-space vectors float [len(records), K] of the records' whole images, in order."""
-    from vsa_tf.data import pipelines
-
     if not records:
         return np.zeros((0, model.embedding_dim), np.float32)
     if features is None:
@@ -79,8 +87,6 @@ def embed_images(model, records, data_config, boxes=None, features=None, batch_s
 
 def embed_texts(model, texts, vocabulary, data_config, batch_size=256):
     """Unit joint-space vectors float [len(texts), K] of raw sentences, in order."""
-    from vsa_tf.data import pipelines
-
     if not texts:
         return np.zeros((0, model.embedding_dim), np.float32)
     batches = pipelines.sentences_dataset(texts, vocabulary, data_config, batch_size)
@@ -93,11 +99,8 @@ def embed_texts(model, texts, vocabulary, data_config, batch_size=256):
 
 def build_embedding_model(config, vocabulary_size):
     """A JointEmbeddingModel for `config`: cached features when data.features is set, else a CNN."""
-    from vsa_tf.models.joint_embedding_model import JointEmbeddingModel
-
     feature_extractor = None
     if not config.image.cached:
-        from vsa_tf.layers.region_features import RegionFeatureExtractor
 
         feature_extractor = RegionFeatureExtractor.from_image_encoder(config.image, name="feature_extractor")
     return JointEmbeddingModel(
@@ -140,10 +143,6 @@ def train_embedding(config, run_dir, verbose="auto", strategy="default"):
     """
     import keras
 
-    from vsa_tf import training
-    from vsa_tf.data import pipelines
-    from vsa_tf.evaluation import retrieval
-    from vsa_tf.jobs import runs
 
     if not isinstance(config, EmbeddingConfig):
         raise ValueError(f"train_embedding needs an EmbeddingConfig, received {type(config).__name__}")
@@ -198,7 +197,6 @@ def train_embedding(config, run_dir, verbose="auto", strategy="default"):
 
 
 def _load_word_vectors(model, vocabulary, config):
-    from vsa_tf.data import word_vectors as word_vectors_lib
 
     if config.encoder != "lstm":
         raise ValueError("pretrained word vectors (word_vectors) are used by the LSTM encoder only; encoder is 'linear'")
@@ -214,8 +212,6 @@ def _load_word_vectors(model, vocabulary, config):
 
 def load_embedding_run(run_dir):
     """Rebuilds a joint embedding run: LoadedRun(model, vocabulary, config, run_dir)."""
-    from vsa_tf.jobs.runs import open_run
-
     config, vocabulary, weights = open_run(run_dir, "embedding", EmbeddingConfig)
     # The run's weights file holds the CNN too: its starting weights file is not read again.
     model = build_embedding_model(config.replace(image=config.image.replace(weights=None)), vocabulary.size)
@@ -230,7 +226,6 @@ def _dummy_batch(config, model):
     if model.feature_extractor is None:
         feature_dim = config.image.feature_dim
         if feature_dim is None:  # runs saved before ImageEncoderConfig.feature_dim: the features folder tells
-            from vsa_tf.data import features as features_lib
 
             feature_dim = features_lib.FeatureStore(config.data.features).dims
         batch["region_features"] = np.zeros((1, 1, int(feature_dim)), np.float32)
@@ -249,7 +244,6 @@ def _dummy_batch(config, model):
 
 
 def _gallery(run, dataset_path, images, split, extra_filenames=()):
-    from vsa_tf.jobs import runs
 
     data_config = runs.with_dataset(run.config.data, dataset_path, images=images or run.config.data.images)
     dataset, boxes, features = load_data(data_config)
@@ -270,8 +264,6 @@ def run_arithmetic(run_dir, dataset_path, images, image, minus, plus, top=5, out
 
     Returns {"query", "minus", "plus", "neighbours": [{"filename", "score"}], "nearest": [...], "sheet"}.
     """
-    from vsa_tf import regularities
-
     run = load_embedding_run(run_dir)
     records, vectors, data_config = _gallery(run, dataset_path, images, split, extra_filenames=[image])
     query_index = [record.filename for record in records].index(image)
@@ -287,7 +279,6 @@ def run_arithmetic(run_dir, dataset_path, images, image, minus, plus, top=5, out
         "nearest": [{"filename": records[i].filename, "score": float(s)} for i, s in zip(nearest[0], nearest_scores[0])],
     }
     if out:
-        from vsa_tf.visualize.contact_sheet import save_contact_sheet
 
         root = data_config.images
         paths = [os.path.join(root, image)] + [os.path.join(root, item["filename"]) for item in result["neighbours"]]
@@ -299,8 +290,6 @@ def run_arithmetic(run_dir, dataset_path, images, image, minus, plus, top=5, out
 
 def evaluate_arithmetic(run_dir, truth_path, dataset_path=None, images=None, split="test", top=5):
     """Precision@top of colour/shape/size swaps on the synthetic world (see `vsa_tf.regularities`)."""
-    from vsa_tf import regularities
-
     run = load_embedding_run(run_dir)
     dataset_path = dataset_path or run.config.data.dataset
     records, vectors, _ = _gallery(run, dataset_path, images, split)
@@ -353,7 +342,6 @@ def sample_structures(structures, count, seed=0):
 
 
 def _scnlm_model(config, vocabulary_size, num_tags, content_dim):
-    from vsa_tf.models.scnlm_model import SCNLMModel
 
     model = SCNLMModel(
         vocabulary_size=vocabulary_size, num_tags=num_tags, content_dim=content_dim,
@@ -386,8 +374,6 @@ def train_scnlm(config, run_dir, verbose="auto", strategy="default"):
     import keras
     import tensorflow as tf
 
-    from vsa_tf import training
-    from vsa_tf.jobs import runs
 
     if not isinstance(config, SCNLMConfig):
         raise ValueError(f"train_scnlm needs an SCNLMConfig, received {type(config).__name__}")
@@ -441,8 +427,6 @@ def train_scnlm(config, run_dir, verbose="auto", strategy="default"):
 
 def load_scnlm_run(run_dir):
     """Rebuilds an SC-NLM run with its embedding run, tag vocabulary and training structures."""
-    from vsa_tf.jobs.runs import open_run
-
     config, vocabulary, weights = open_run(run_dir, "scnlm", SCNLMConfig)
     embedding = load_embedding_run(config.embedding_run)
     tags = pos_tags_lib.TagVocabulary.load(os.path.join(run_dir, TAGS_FILE))
@@ -458,8 +442,6 @@ def generate_scnlm_captions(run_dir, split="test", greedy=True, seed=0, out=None
 
     Each image gets a POS structure sampled from the training sentences' tag sequences.
     """
-    from vsa_tf.jobs import runs
-
     run = load_scnlm_run(run_dir)
     data_config = runs.with_dataset(run.config.data, dataset_path, images=images or run.config.data.images)
     dataset, boxes, features = load_data(data_config)
@@ -483,10 +465,6 @@ def evaluate_scnlm_captions(run_dir, split="test", greedy=True, seed=0, json_out
     Returns dict with "split", "decoding", "num_images", "model", "nearest_neighbour",
     "verbatim_fraction" and "examples".
     """
-    from vsa_tf.evaluation import captions as caption_metrics
-
-    from vsa_tf.jobs import runs
-
     run = load_scnlm_run(run_dir)
     data_config = runs.with_dataset(run.config.data, dataset_path, images=images or run.config.data.images)
     dataset, boxes, features = load_data(data_config)

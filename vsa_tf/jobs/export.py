@@ -15,14 +15,13 @@ from vsa_tf.export import audit
 from vsa_tf.export import layout
 from vsa_tf.export.aligner import AlignerSignatures, export_aligner
 from vsa_tf.export.captioner import CaptionerSignatures, export_captioner
+from vsa_tf.jobs import runs
 
 EXPORT_INFO_FILE = "export.json"
 
 
 def _load(run, expected_kind):
     """A run folder or an already loaded run -> (loaded run, run folder or None)."""
-    from vsa_tf.jobs import runs
-
     if isinstance(run, (str, os.PathLike)):
         run_dir = os.fspath(run)
         kind = runs.run_kind(run_dir)

@@ -4,6 +4,9 @@ import importlib
 import json
 import os
 
+from vsa_tf.data.text import Vocabulary
+from vsa_tf.training import BEST_WEIGHTS
+
 # kind -> (module, loader function); each loader takes the run folder and returns a `LoadedRun`-like
 # object with at least `.model`, `.vocabulary` and `.config`.
 RUN_LOADERS = {
@@ -44,9 +47,6 @@ def open_run(run_dir, kind, config_class):
     Checks that `run_dir` is a run of `kind` and that its best weights exist, with errors that name
     the folder; the caller builds the model and loads `weights_path`.
     """
-    from vsa_tf.data.text import Vocabulary
-    from vsa_tf.training import BEST_WEIGHTS
-
     values = read_run_config(run_dir)
     if values["kind"] != kind:
         raise ValueError(f"{run_dir} is a {values['kind']!r} run; expected a {kind!r} run")
@@ -144,8 +144,6 @@ def check_same_run(run_dir, config, vocabulary=None, resumable=RESUMABLE_FIELDS)
     Raises:
         ValueError: naming the folder and each differing field with its saved and new values.
     """
-    from vsa_tf.data.text import Vocabulary
-
     if not os.path.exists(os.path.join(run_dir, CONFIG_FILE)):
         return
     values = read_run_config(run_dir)

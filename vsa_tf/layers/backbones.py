@@ -10,6 +10,10 @@ import re
 import keras
 from keras import ops
 
+from vsa_tf.files import atomic_save_weights
+
+from vsa_tf.pretrained import efficientnet_lite
+
 # name -> (constructor path, feature layer or None for the network's output, input scaling).
 # Feature layers are chosen for a stride of 16 where the network has one (Fast R-CNN pools from conv5 of
 # VGG16 at stride 16); the others use the network's final map (stride 32).
@@ -40,9 +44,6 @@ def _construct_application(name, input_shape, weights_path):
     """The network with its weights loaded from `weights_path` (a local file) when given."""
     constructor_path, _, _ = APPLICATION_BACKBONES[name]
     if constructor_path.startswith("vsa_tf.pretrained."):
-        # Imported lazily: it pulls in keras-cv, which is slow to import and only this backbone needs.
-        from vsa_tf.pretrained import efficientnet_lite
-
         return efficientnet_lite.build_efficientnet_lite0(weights_path, include_top=False, input_shape=input_shape)
     constructor = getattr(keras.applications, constructor_path.rsplit(".", 1)[1])
     network = constructor(include_top=False, weights=None, input_shape=input_shape)
@@ -83,7 +84,6 @@ class Backbone(keras.layers.Layer):
 
     Reference: Girshick, "Fast R-CNN", ICCV 2015 (pooling regions from one shared feature map).
     """
-
     def __init__(
         self,
         architecture="simple",
@@ -204,3 +204,38 @@ def build_backbone(name="simple", weights_path=None, trainable=True, input_shape
         filters=filters,
         input_shape_hint=input_shape,
     )
+
+
+def save_backbone_weights(model_or_backbone, path):
+    """Saves the built-in "simple" CNN of a model (or a `Backbone` itself) as a `.weights.h5` file, atomically.
+
+    Another model built with the same `filters` and `weights_path=path` then starts from this CNN (the
+    paper's captioner starts from a trained CNN).
+
+    Args:
+        model_or_backbone: a `Backbone`, or a Keras model or layer holding exactly the one to save
+            (the first found is saved).
+        path: the file to write; it must end with `.weights.h5`.
+
+    Returns:
+        `path`.
+
+    Raises:
+        ValueError: when `path` has another suffix, when there is no backbone (a cached-feature model),
+            or when the backbone is an application network (its weights already come from its own file).
+    """
+    if not str(path).endswith(".weights.h5"):
+        raise ValueError(f"out_path must end with .weights.h5, received {path!r}")
+    if isinstance(model_or_backbone, Backbone):
+        backbones = [model_or_backbone]
+    else:
+        backbones = [layer for layer in model_or_backbone._flatten_layers() if isinstance(layer, Backbone)]
+    if not backbones:
+        raise ValueError(f"{type(model_or_backbone).__name__} has no CNN backbone to save (a cached-feature model?)")
+    if backbones[0].architecture != "simple":
+        raise ValueError(
+            f"the backbone is {backbones[0].architecture!r}; only the built-in 'simple' CNN is saved this way "
+            "(an application backbone already comes from its own weights file)"
+        )
+    atomic_save_weights(backbones[0].network, path)
+    return path

@@ -30,13 +30,12 @@ class ImageEmbedding(keras.layers.Layer):
     Example:
     >>> layer = ImageEmbedding(embedding_dim=4)
     >>> layer(np.ones((2, 8), "float32")).shape
-    (2, 4)
+    TensorShape([2, 4])
 
     Reference:
         Kiros, Salakhutdinov & Zemel 2014, "Unifying Visual-Semantic Embeddings with Multimodal
         Neural Language Models", section 2.2 (x = W_I q).
     """
-
     def __init__(self, embedding_dim, use_bias=False, kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         if int(embedding_dim) < 1:

@@ -29,13 +29,12 @@ class LinearSentenceEncoder(keras.layers.Layer):
     Example:
     >>> encoder = LinearSentenceEncoder(vocabulary_size=10, embedding_dim=4)
     >>> encoder(np.array([[4, 5, 0]])).shape
-    (1, 4)
+    TensorShape([1, 4])
 
     Reference:
         Kiros, Salakhutdinov & Zemel 2014, section 2.2 and section 5.3 ("multimodal linguistic
         regularities": bag-of-words sentence vectors for arithmetic).
     """
-
     def __init__(self, vocabulary_size, embedding_dim, embeddings_initializer="uniform", **kwargs):
         super().__init__(**kwargs)
         if int(vocabulary_size) < 1 or int(embedding_dim) < 1:

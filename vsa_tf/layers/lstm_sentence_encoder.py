@@ -30,12 +30,11 @@ class LSTMSentenceEncoder(keras.layers.Layer):
     Example:
     >>> encoder = LSTMSentenceEncoder(vocabulary_size=10, word_dim=3, embedding_dim=4)
     >>> encoder(np.array([[4, 5, 0]])).shape
-    (1, 4)
+    TensorShape([1, 4])
 
     Reference:
         Kiros, Salakhutdinov & Zemel 2014, section 2.1 (LSTM sentence encoder; v = last hidden state).
     """
-
     def __init__(self, vocabulary_size, word_dim, embedding_dim, embeddings_initializer="uniform", **kwargs):
         super().__init__(**kwargs)
         for name, value in (("vocabulary_size", vocabulary_size), ("word_dim", word_dim), ("embedding_dim", embedding_dim)):

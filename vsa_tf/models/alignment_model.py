@@ -72,7 +72,6 @@ class AlignmentModel(keras.Model):
     Reference: Karpathy & Fei-Fei, "Deep Visual-Semantic Alignments for Generating Image Descriptions",
     CVPR 2015, section 3.1, eqs. 1-9.
     """
-
     def __init__(
         self,
         vocabulary_size,
@@ -304,7 +303,6 @@ class HardestNegativeWarmup(keras.callbacks.Callback):
 
     Only matters for a model built with `hardest_negative=True`.
     """
-
     def __init__(self, warmup_epochs):
         super().__init__()
         if int(warmup_epochs) < 0:
@@ -313,100 +311,3 @@ class HardestNegativeWarmup(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.model.hardest_negative_weight.assign(0.0 if epoch < self.warmup_epochs else 1.0)
-
-
-class RetrievalEvaluator(keras.callbacks.Callback):
-    """Computes validation R@K each epoch and adds `val_*` entries to the epoch logs.
-
-    Adds `val_annotation_r1/r5/r10`, `val_search_r1/r5/r10` and `val_recall_sum` (the sum of the six
-    recalls), so a best-checkpoint callback placed after it (e.g. `vsa_tf.training.fit_model` with
-    `monitor="val_recall_sum", monitor_mode="max"`) keeps the best weights. With `weights_path` it also
-    saves the best weights itself (atomically).
-
-    Args:
-        image_dataset: batched image side of the validation images (`pipelines.images_dataset`).
-        sentence_dataset: batched `tokens`/`token_mask` of the validation sentences.
-        sentence_image: int array [S], each sentence's image index.
-        weights_path: optional `.weights.h5` path for the best weights.
-        every: evaluate every this many epochs.
-    """
-
-    def __init__(self, image_dataset, sentence_dataset, sentence_image, weights_path=None, every=1):
-        super().__init__()
-        self.image_dataset = image_dataset
-        self.sentence_dataset = sentence_dataset
-        self.sentence_image = np.asarray(sentence_image, dtype=np.int64)
-        self.weights_path = weights_path
-        self.every = max(int(every), 1)
-        self.best = -math.inf
-        self.last_metrics = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is None or (epoch + 1) % self.every:
-            return
-        from vsa_tf.evaluation import retrieval  # evaluation imports TF only; kept local to avoid cycles
-
-        metrics = retrieval.retrieval_metrics(score_dataset(self.model, self.image_dataset, self.sentence_dataset), self.sentence_image)
-        self.last_metrics = metrics
-        recall_sum = 0.0
-        for direction, prefix in (("image_annotation", "annotation"), ("image_search", "search")):
-            for level in ("r1", "r5", "r10"):
-                logs[f"val_{prefix}_{level}"] = float(metrics[direction][level])
-                recall_sum += float(metrics[direction][level])
-        logs["val_recall_sum"] = recall_sum
-        if recall_sum > self.best:
-            self.best = recall_sum
-            if self.weights_path:
-                from vsa_tf.training import save_weights_atomically
-
-                save_weights_atomically(self.model, self.weights_path)
-
-
-def encode_dataset(model, image_dataset, sentence_dataset):
-    """Runs `encode_images` / `encode_sentences` over two batched datasets; returns four numpy arrays.
-
-    Returns:
-        `(region_vectors [I, R, h], region_mask [I, R], word_vectors [S, T, h], word_mask [S, T])`.
-    """
-    regions, region_masks, words, word_masks = [], [], [], []
-    for batch in image_dataset:
-        vectors, mask = model.encode_images(batch, training=False)
-        regions.append(ops.convert_to_numpy(vectors))
-        region_masks.append(ops.convert_to_numpy(mask))
-    for batch in sentence_dataset:
-        vectors, mask = model.encode_sentences(batch, training=False)
-        words.append(ops.convert_to_numpy(vectors))
-        word_masks.append(ops.convert_to_numpy(mask))
-    if not regions or not words:
-        raise ValueError(f"Cannot score an empty split: {len(regions)} image batches, {len(words)} sentence batches")
-    return (
-        np.concatenate(regions),
-        np.concatenate(region_masks).astype(bool),
-        _concatenate_padded(words),
-        _concatenate_padded(word_masks).astype(bool),
-    )
-
-
-def _concatenate_padded(arrays):
-    # Sentence batches may differ in length T; pad each to the longest (padding words are masked).
-    length = max(array.shape[1] for array in arrays)
-    padded = [np.pad(array, [(0, 0), (0, length - array.shape[1])] + [(0, 0)] * (array.ndim - 2)) for array in arrays]
-    return np.concatenate(padded)
-
-
-def score_dataset(model, image_dataset, sentence_dataset):
-    """The [I, S] score matrix of every image x sentence (`evaluation.retrieval.score_matrix`, in tiles)."""
-    from vsa_tf.evaluation import retrieval
-
-    region_vectors, region_mask, word_vectors, word_mask = encode_dataset(model, image_dataset, sentence_dataset)
-    if model.score == "defrag":
-        # score_matrix implements eq. 8; the DeFrag score (eq. 7) is computed per image batch.
-        return np.concatenate(
-            [
-                ops.convert_to_numpy(
-                    model.alignment_score(region_vectors[start:start + 100], word_vectors, region_mask[start:start + 100], word_mask)
-                )
-                for start in range(0, len(region_vectors), 100)
-            ]
-        )
-    return retrieval.score_matrix(region_vectors, region_mask, word_vectors, word_mask)

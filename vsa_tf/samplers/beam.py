@@ -27,15 +27,22 @@ class BeamSampler(Sampler):
         **kwargs: see `Sampler` (max_length, end_token_id, pad_token_id, temperature).
 
     Example:
-    >>> sampler = BeamSampler(num_beams=7, max_length=16)
-    >>> tokens, scores = sampler(decoder.next, decoder.initial_state(features), start_tokens)  # doctest: +SKIP
-    >>> best = tokens[:, 0]  # [batch, max_length]
+    >>> def next(tokens, state, step):  # a fake decoder: word 4 first, then END (id 3), whatever came before
+    ...     logits = tf.where(step == 0, [[0.0, 0.0, 0.0, 1.0, 3.0]], [[0.0, 0.0, 0.0, 3.0, 1.0]])
+    ...     return tf.repeat(logits, tf.shape(tokens)[0], axis=0), state
+    >>> sampler = BeamSampler(num_beams=2, max_length=4)
+    >>> tokens, scores = sampler(next, tf.zeros([1, 1]), start_tokens=[2])  # one image, START = 2
+    >>> tokens.shape  # [batch, num_beams, max_length]
+    TensorShape([1, 2, 4])
+    >>> tokens[:, 0].numpy()  # the best hypothesis: word 4, END, then padding
+    array([[4, 3, 0, 0]], dtype=int32)
+
+    With a model: `sampler(decoder.next, decoder.initial_state(features), start_tokens)`.
 
     Reference:
         Karpathy & Fei-Fei 2015, Section 4.2 (beam size 7); keras-hub `samplers/beam_sampler.py`;
         tensorflow/models `official/nlp/modeling/ops/beam_search.py` (length normalisation).
     """
-
     def __init__(self, num_beams=7, length_normalization=0.0, **kwargs):
         super().__init__(**kwargs)
         if int(num_beams) < 1:
