@@ -226,10 +226,11 @@ def migrate_flat_image_fields(values, dropped=()):
     had no `pooling` and were trained with "average". Values that already hold `image` are returned
     unchanged. `dropped`: fields older configs had that no longer exist (their values are ignored).
     """
-    values = {name: value for name, value in values.items() if name not in dropped}
+    if any(name in values for name in dropped):
+        values = {name: value for name, value in values.items() if name not in dropped}
     if "image" in values or not any(name in values for name in _FLAT_IMAGE_FIELDS):
         return values
-    image = {"pooling": POOLING_OF_OLDER_RUNS}
+    values, image = dict(values), {"pooling": POOLING_OF_OLDER_RUNS}
     for name in _FLAT_IMAGE_FIELDS:
         if name in values:
             image[_FLAT_IMAGE_FIELDS[name]] = values.pop(name)
@@ -244,7 +245,7 @@ class EmbeddingConfig(ConfigMixin):
     """Joint image-sentence embedding of Kiros et al. 2014 (section 2), trained with the ranking loss.
 
     Attributes:
-        kind: always "embedding" (the run folder's kind, read by `vsa_tf.jobs.runs.load_run`).
+        kind: always "embedding" (the run folder's kind, read by `vsa_tf.jobs.run_folder.Run.open`).
         data: where the dataset lives and how it becomes tensors.
         encoder: sentence encoder, "lstm" (last LSTM hidden state) or "linear" (normalised sum of
             word vectors, the one the paper uses for multimodal arithmetic).
@@ -351,7 +352,7 @@ class AlignmentConfig(ConfigMixin):
     """Alignment model of Karpathy & Fei-Fei 2015 (section 3.1): region encoder, BRNN, ranking loss.
 
     Attributes:
-        kind: always "alignment" (the run folder's kind, read by `vsa_tf.jobs.runs.load_run`).
+        kind: always "alignment" (the run folder's kind, read by `vsa_tf.jobs.run_folder.Run.open`).
         data: where the dataset lives and how it becomes tensors.
         image: the image side (`ImageEncoderConfig`): pixels or cached features, backbone, RoIAlign
             bins, and "none" or "l2" normalisation of each region's feature ("l2" keeps the scores
@@ -436,7 +437,7 @@ class CaptionConfig(ConfigMixin):
     """Multimodal RNN caption generator of Karpathy & Fei-Fei 2015 (section 3.2, eqs. 13-15).
 
     Attributes:
-        kind: always "caption" (the run folder's kind, read by `vsa_tf.jobs.runs.load_run`).
+        kind: always "caption" (the run folder's kind, read by `vsa_tf.jobs.run_folder.Run.open`).
         data: where the dataset lives and how it becomes tensors (the image side uses R = 1).
         image: the image side (`ImageEncoderConfig`): pixels (backbone + RoIAlign of the whole image or
             the snippet's box) or cached whole-image features (full-frame runs only; `feature_dim`

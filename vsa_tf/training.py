@@ -221,8 +221,26 @@ def fit_model(
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, received {epochs}")
-    callbacks = list(callbacks or [])
     nan_guard = NanGuard()
+    callbacks = _assemble_callbacks(callbacks, run_dir, monitor, monitor_mode, patience, nan_guard)
+    started = time.time()
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        history = _fit_multiworker(model, train_dataset, strategy, epochs, steps_per_epoch, callbacks, verbose)
+    else:
+        history = _fit_keras(model, train_dataset, validation_dataset, strategy, epochs, steps_per_epoch, callbacks, verbose)
+    if nan_guard.diverged_at is not None:
+        _raise_diverged(nan_guard.diverged_at, run_dir)
+    if run_dir is not None:
+        _write_status(run_dir, {"status": "finished", "epochs": epochs, "seconds": round(time.time() - started, 2)})
+    return history
+
+
+def _assemble_callbacks(callbacks, run_dir, monitor, monitor_mode, patience, nan_guard):
+    """The callbacks `fit_model` passes on: the caller's, patience stopping, the run folder's, then `nan_guard`.
+
+    Creates `run_dir` when one is given.
+    """
+    callbacks = list(callbacks or [])
     if patience is not None:  # after the callbacks that add `val_*` logs (e.g. a retrieval evaluator)
         record = os.path.join(run_dir, BEST_WEIGHTS + ".json") if run_dir is not None else None
         callbacks.append(PatienceStopping(patience, monitor=monitor, mode=monitor_mode, record_path=record))
@@ -237,36 +255,37 @@ def fit_model(
             keras.callbacks.BackupAndRestore(os.path.join(run_dir, BACKUP_DIR), save_freq="epoch", delete_checkpoint=False),
         ]
     callbacks.append(nan_guard)
-    started = time.time()
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        history = _fit_multiworker(model, train_dataset, strategy, epochs, steps_per_epoch, callbacks, verbose)
-    else:
-        if strategy is not None and strategy.num_replicas_in_sync > 1:
-            # keras 3.15 averages the first distributed batch to build the model, which fails on bool masks.
+    return callbacks
 
-            train_dataset = bools_as_int32(train_dataset)
-            validation_dataset = None if validation_dataset is None else bools_as_int32(validation_dataset)
-        history = model.fit(
-            train_dataset,
-            validation_data=validation_dataset,
-            epochs=epochs,
-            callbacks=callbacks,
-            steps_per_epoch=steps_per_epoch,
-            verbose=verbose,
-        ).history
-    if nan_guard.diverged_at is not None:
-        message = (
-            f"Training diverged: loss {nan_guard.diverged_at['loss']} at epoch {nan_guard.diverged_at['epoch']}, "
-            f"batch {nan_guard.diverged_at['batch']}. Lower the learning rate or check the data. "
-        )
-        if run_dir is not None:
-            kept = os.path.join(run_dir, BEST_WEIGHTS)
-            message += f"The last good weights are kept at {kept}." if os.path.exists(kept) else "No epoch finished, so no weights were saved."
-            _write_status(run_dir, {"status": "diverged", **nan_guard.diverged_at})
-        raise TrainingDivergedError(message)
+
+def _fit_keras(model, train_dataset, validation_dataset, strategy, epochs, steps_per_epoch, callbacks, verbose):
+    """`model.fit` for the default and mirrored strategies; returns its per-epoch logs."""
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        # keras 3.15 averages the first distributed batch to build the model, which fails on bool masks.
+
+        train_dataset = bools_as_int32(train_dataset)
+        validation_dataset = None if validation_dataset is None else bools_as_int32(validation_dataset)
+    return model.fit(
+        train_dataset,
+        validation_data=validation_dataset,
+        epochs=epochs,
+        callbacks=callbacks,
+        steps_per_epoch=steps_per_epoch,
+        verbose=verbose,
+    ).history
+
+
+def _raise_diverged(diverged_at, run_dir):
+    """Raises `TrainingDivergedError` for `NanGuard.diverged_at`, after writing the run's diverged status."""
+    message = (
+        f"Training diverged: loss {diverged_at['loss']} at epoch {diverged_at['epoch']}, "
+        f"batch {diverged_at['batch']}. Lower the learning rate or check the data. "
+    )
     if run_dir is not None:
-        _write_status(run_dir, {"status": "finished", "epochs": epochs, "seconds": round(time.time() - started, 2)})
-    return history
+        kept = os.path.join(run_dir, BEST_WEIGHTS)
+        message += f"The last good weights are kept at {kept}." if os.path.exists(kept) else "No epoch finished, so no weights were saved."
+        _write_status(run_dir, {"status": "diverged", **diverged_at})
+    raise TrainingDivergedError(message)
 
 
 def _write_status(run_dir, status):

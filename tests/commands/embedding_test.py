@@ -41,13 +41,17 @@ def test_train_scnlm_takes_the_embedding_runs_image_size(monkeypatch, tmp_path):
     import json
 
     from vsa_tf import cli
-    from vsa_tf.jobs import embedding as embedding_job
+    from vsa_tf.jobs import scnlm as scnlm_job
+    from vsa_tf.jobs.run_folder import Run
+    from vsa_tf.jobs.trainer import TrainingResult
 
     run = tmp_path / "embedding"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"kind": "embedding", "data": {"image_size": [64, 96]}}))
     configs = []
-    monkeypatch.setattr(embedding_job, "train_scnlm", lambda config, run_dir, **kwargs: configs.append(config) or {"history": {}})
+    monkeypatch.setattr(
+        scnlm_job, "train_scnlm", lambda config, run_dir, **kwargs: configs.append(config) or TrainingResult(Run(run_dir, "scnlm", config, None), {}, None)
+    )
     argv = ["train-scnlm", "--dataset", "d.json", "--images", "images", "--run", str(tmp_path / "scnlm"), "--embedding-run", str(run)]
     assert cli.main(argv) == 0
     assert configs[-1].data.image_size == (64, 96) and configs[-1].data.dataset == "d.json"
@@ -57,11 +61,11 @@ def test_train_scnlm_takes_the_embedding_runs_image_size(monkeypatch, tmp_path):
 
 def test_scnlm_image_side_must_match_the_embedding_run():
     from vsa_tf.config import DataConfig
-    from vsa_tf.jobs import embedding as embedding_job
+    from vsa_tf.jobs import scnlm as scnlm_job
 
     trained = DataConfig(dataset="d.json", images="i", image_size=(64, 96))
-    embedding_job._check_same_image_side(trained.replace(dataset="other.json"), trained, "runs/e")
+    scnlm_job._check_same_image_side(trained.replace(dataset="other.json"), trained, "runs/e")
     with pytest.raises(ValueError, match=r"data.image_size \(128, 128\) differs .* runs/e .* \(64, 96\)"):
-        embedding_job._check_same_image_side(trained.replace(image_size=(128, 128)), trained, "runs/e")
+        scnlm_job._check_same_image_side(trained.replace(image_size=(128, 128)), trained, "runs/e")
     # Cached features carry no image size to compare.
-    embedding_job._check_same_image_side(trained.replace(image_size=(128, 128), features="f"), trained.replace(features="f"), "runs/e")
+    scnlm_job._check_same_image_side(trained.replace(image_size=(128, 128), features="f"), trained.replace(features="f"), "runs/e")

@@ -33,7 +33,7 @@ def capture(calls):
         ("train-align", "vsa_tf.jobs.alignment", "train_alignment", ["--out", "run"]),
         ("train-caption", "vsa_tf.jobs.captioning", "train_captioner", ["--out", "run"]),
         ("train-embedding", "vsa_tf.jobs.embedding", "train_embedding", ["--run", "run"]),
-        ("train-scnlm", "vsa_tf.jobs.embedding", "train_scnlm", ["--run", "run", "--embedding-run", "e", "--image-size", "40", "40"]),
+        ("train-scnlm", "vsa_tf.jobs.scnlm", "train_scnlm", ["--run", "run", "--embedding-run", "e", "--image-size", "40", "40"]),
     ],
 )
 @pytest.mark.parametrize("strategy", ["mirrored", "multiworker", None])

@@ -35,8 +35,8 @@ def test_train_writes_the_run_folder(trained_run):
     with open(os.path.join(run_dir, "config.json")) as stream:
         saved = json.load(stream)
     assert saved["kind"] == "alignment" and saved["data"]["dataset"] == data.dataset
-    assert len(summary["history"]["val_recall_sum"]) == 2
-    assert summary["test"]["n_images"] == 4 and summary["test"]["n_sentences"] == 8
+    assert len(summary.history["val_recall_sum"]) == 2
+    assert summary.test["n_images"] == 4 and summary.test["n_sentences"] == 8
 
 
 def test_load_and_evaluate_retrieval(trained_run, tmp_path):
@@ -45,7 +45,7 @@ def test_load_and_evaluate_retrieval(trained_run, tmp_path):
     assert run.model.feature_mode == "pixels" and run.config.region_dim == 8
     out = str(tmp_path / "retrieval.json")
     result = alignment.evaluate_retrieval(run_dir, None, "test", json_out=out)
-    assert result == summary["test"]
+    assert result == summary.test
     with open(out) as stream:
         assert json.load(stream)["image_search"]["r10"] == result["image_search"]["r10"]
 
@@ -128,7 +128,7 @@ def test_cached_feature_mode_trains_and_reloads(trained_run, tmp_path):
     run = alignment.load_alignment_run(run_dir)
     assert run.model.feature_dim == 6 and run.model.feature_mode == "cached"
     assert run.model.feature_normalization == "l2"
-    assert alignment.evaluate_retrieval(run_dir, None, "test") == summary["test"]
+    assert alignment.evaluate_retrieval(run_dir, None, "test") == summary.test
 
 
 def test_saved_cnn_gives_a_captioner_the_alignment_models_features(trained_run, tmp_path):

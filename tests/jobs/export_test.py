@@ -8,7 +8,7 @@ import tensorflow as tf
 from tests.export.conftest import MAX_BOXES, make_run_folders
 from vsa_tf.export import layout
 from vsa_tf.jobs import export
-from vsa_tf.jobs.runs import load_run
+from vsa_tf.jobs.run_folder import Run
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_export_models_writes_both_versions_with_assets_and_configs(run_folders,
     # The exported captioner carries the run's trained weights (loaded the way every job loads runs).
     loaded = tf.saved_model.load(result["captioner"]["path"])
     exported = sorted(float(np.sum(variable.numpy())) for variable in loaded.trainable_variables)
-    trained = sorted(float(np.sum(np.asarray(weight))) for weight in load_run(caption_dir).model.trainable_weights)
+    trained = sorted(float(np.sum(np.asarray(weight))) for weight in Run.load(caption_dir).model.trainable_weights)
     np.testing.assert_allclose(exported, trained, rtol=1e-6)
 
 

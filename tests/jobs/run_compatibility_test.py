@@ -102,6 +102,6 @@ def test_a_moved_run_loads_without_its_features_folder_or_backbone_weights(old_r
     os.remove(backbone)
     run = alignment.load_alignment_run(str(moved / "pixels"))
     assert run.config.image.weights == backbone  # recorded, never read again
-    assert alignment.evaluate_retrieval(str(moved / "pixels"), data, split="test") == pixels_summary["test"]
+    assert alignment.evaluate_retrieval(str(moved / "pixels"), data, split="test") == pixels_summary.test
     assert alignment.load_alignment_run(str(moved / "cached")).model.feature_dim == 6
-    assert alignment.evaluate_retrieval(str(moved / "cached"), data.replace(features=kept), split="test") == cached_summary["test"]
+    assert alignment.evaluate_retrieval(str(moved / "cached"), data.replace(features=kept), split="test") == cached_summary.test

@@ -30,13 +30,13 @@ def test_alignment_run_trained_with_relative_paths_works_from_elsewhere_and_refu
 
     (world / "elsewhere").mkdir()
     monkeypatch.chdir(world / "elsewhere")
-    assert alignment.evaluate_retrieval(run_dir, split="test") == summary["test"]
+    assert alignment.evaluate_retrieval(run_dir, split="test") == summary.test
 
     before = file_tree(run_dir)
     with pytest.raises(ValueError, match=r"runs/x already holds a 'alignment' run .*region_dim: 8 -> 48.*--out"):
         alignment.train_alignment(config.replace(region_dim=48), saved, run_dir, verbose=0)
     assert file_tree(run_dir) == before
-    assert alignment.evaluate_retrieval(run_dir, split="test") == summary["test"]
+    assert alignment.evaluate_retrieval(run_dir, split="test") == summary.test
 
 
 def test_embedding_job_refuses_a_folder_holding_a_run_with_other_settings(world, tmp_path):

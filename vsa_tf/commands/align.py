@@ -63,8 +63,8 @@ def run_train_align(args):
     from vsa_tf.jobs import alignment
 
     alignment_config = config_from_arguments(args, config.AlignmentConfig)
-    summary = alignment.train_alignment(alignment_config, run_dir=args.out, strategy=args.strategy)
-    print(json.dumps({"run": args.out, "test": summary.get("test")}, indent=2))
+    result = alignment.train_alignment(alignment_config, run_dir=args.out, strategy=args.strategy)
+    print(json.dumps({"run": result.run.folder, "test": result.test}, indent=2))
     return 0
 
 

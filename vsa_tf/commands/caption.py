@@ -80,11 +80,11 @@ def run_train_caption(args):
     from vsa_tf.jobs.captioning import train_captioner
 
     caption_config = config_from_arguments(args, config.CaptionConfig)
-    run = train_captioner(
+    result = train_captioner(
         caption_config, run_dir=args.out, snippets_path=args.snippets, strategy=args.strategy,
         cnn_from_alignment=args.cnn_from_alignment, fine_tune_cnn=args.fine_tune_cnn,
     )
-    print(f"caption run written to {run.run_dir}")
+    print(f"caption run written to {result.run.folder}")
     return 0
 
 
@@ -109,9 +109,9 @@ def _optional_data_config(args, run_dir):
             return None
     elif args.dataset is None or args.images is None:
         raise ValueError("give both --dataset and --images, or neither (to use the run's own)")
-    from vsa_tf.jobs.runs import read_run_config
+    from vsa_tf.jobs.run_folder import read_config_values
 
-    base = config.DataConfig.from_dict(read_run_config(run_dir).get("data", {}))
+    base = config.DataConfig.from_dict(read_config_values(run_dir).get("data", {}))
     return config_from_arguments(args, config.DataConfig, base=base, for_run=True)
 
 

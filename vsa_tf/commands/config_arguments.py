@@ -223,7 +223,7 @@ def config_from_arguments(args, config_class, base=None, for_run=False):
 
     Starts from the `--config` file when one was given, else from `base`, else from the defaults, and
     sets every option that was given on the command line. Another `--dataset` than the starting one's
-    drops its split options (`vsa_tf.jobs.runs.with_dataset`): they describe the other file.
+    drops its split options (`vsa_tf.jobs.run_folder.with_dataset`): they describe the other file.
 
     Args:
         args: the `argparse.Namespace` of a parser given `add_config_arguments(parser, config_class)`.
@@ -235,7 +235,7 @@ def config_from_arguments(args, config_class, base=None, for_run=False):
     Raises:
         ValueError: a `required` field is not set, naming its option; an invalid `--config` file or value.
     """
-    from vsa_tf.jobs.runs import with_dataset
+    from vsa_tf.jobs.run_folder import with_dataset
 
     config_file = getattr(args, "config", None)
     if config_file:

@@ -96,8 +96,8 @@ def run_train_embedding(args):
     from vsa_tf.jobs import embedding
 
     embedding_config = config_from_arguments(args, config.EmbeddingConfig)
-    summary = embedding.train_embedding(embedding_config, args.out, verbose=2, strategy=args.strategy)
-    _print({"run": args.out, "test": summary.get("test")})
+    result = embedding.train_embedding(embedding_config, args.out, verbose=2, strategy=args.strategy)
+    _print({"run": result.run.folder, "test": result.test})
     return 0
 
 
@@ -125,25 +125,25 @@ def run_evaluate_arithmetic(args):
 
 
 def run_train_scnlm(args):
-    from vsa_tf.jobs import embedding
-    from vsa_tf.jobs.runs import read_run_config
+    from vsa_tf.jobs import scnlm
+    from vsa_tf.jobs.run_folder import read_config_values
 
     scnlm_config = config_from_arguments(args, config.SCNLMConfig)
     if scnlm_config.data.dataset and args.image_size is None and not args.config:
         # Without --dataset the job reads the embedding run's data; another dataset is seen at the
         # embedding run's image size unless --image-size says otherwise.
-        embedding_data = read_run_config(scnlm_config.embedding_run).get("data", {})
+        embedding_data = read_config_values(scnlm_config.embedding_run).get("data", {})
         image_size = tuple(embedding_data.get("image_size", scnlm_config.data.image_size))
         scnlm_config = scnlm_config.replace(data=scnlm_config.data.replace(image_size=image_size))
-    summary = embedding.train_scnlm(scnlm_config, args.out, verbose=2, strategy=args.strategy)
-    _print({"run": args.out, "final": {key: values[-1] for key, values in summary["history"].items() if values}})
+    result = scnlm.train_scnlm(scnlm_config, args.out, verbose=2, strategy=args.strategy)
+    _print({"run": result.run.folder, "final": {key: values[-1] for key, values in result.history.items() if values}})
     return 0
 
 
 def run_generate_scnlm(args):
-    from vsa_tf.jobs import embedding
+    from vsa_tf.jobs import scnlm
 
-    captions = embedding.generate_scnlm_captions(
+    captions = scnlm.generate_scnlm_captions(
         args.run, split=args.split, greedy=not args.sample, seed=args.seed, out=args.out,
         dataset_path=args.dataset, images=args.images,
     )
@@ -154,9 +154,9 @@ def run_generate_scnlm(args):
 
 
 def run_evaluate_scnlm(args):
-    from vsa_tf.jobs import embedding
+    from vsa_tf.jobs import scnlm
 
-    report = embedding.evaluate_scnlm_captions(
+    report = scnlm.evaluate_scnlm_captions(
         args.run, split=args.split, greedy=not args.sample, seed=args.seed, json_out=args.json_path,
         dataset_path=args.dataset, images=args.images,
     )

@@ -31,9 +31,9 @@ def hide_gpus():
 
 def run_export(args):
     hide_gpus()
-    from vsa_tf.jobs import export, runs
+    from vsa_tf.jobs import export, run_folder
 
-    kind = runs.run_kind(args.run)
+    kind = run_folder.run_kind(args.run)
     if kind == "alignment":
         alignment_run, caption_run = args.run, args.caption_run
     elif kind == "caption":

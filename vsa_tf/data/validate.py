@@ -78,14 +78,32 @@ def validate_dataset(dataset, image_root, boxes=None, min_word_count=5, full_dec
     Raises:
         DatasetError: listing every problem found.
     """
+    dataset = _open_dataset(dataset)
+    if not os.path.isdir(image_root):
+        raise DatasetError([f"{image_root}: image root folder not found"])
     problems = []
+    boxes, boxes_source = _load_boxes(boxes, problems)
+    seen_filenames, image_sizes = _check_records(dataset, image_root, full_decode, problems)
+    box_counts, unused_keys = [], 0
+    if boxes is not None:
+        box_counts, unused_keys = _check_boxes(boxes, boxes_source, seen_filenames, image_sizes, problems)
+    if problems:
+        raise DatasetError(problems)
+    return _summarise(dataset, min_word_count, boxes, box_counts, unused_keys)
+
+
+def _open_dataset(dataset):
+    """The `CaptionDataset` itself, or the one read from a path (an unreadable file is a `DatasetError`)."""
     if isinstance(dataset, (str, os.PathLike)):
         try:
             dataset = readers.read_dataset(os.fspath(dataset))
         except ValueError as error:
             raise DatasetError([str(error)]) from None
-    if not os.path.isdir(image_root):
-        raise DatasetError([f"{image_root}: image root folder not found"])
+    return dataset
+
+
+def _load_boxes(boxes, problems):
+    """(boxes or None, name used in box problems); a boxes path is read and parsed, its problems appended."""
     boxes_source = "boxes"
     if isinstance(boxes, (str, os.PathLike)) and not os.fspath(boxes):
         boxes = None  # "" is an explicit "no boxes" (`--boxes none`), overriding a run's boxes
@@ -98,7 +116,11 @@ def validate_dataset(dataset, image_root, boxes=None, min_word_count=5, full_dec
             data = {}
         boxes, box_problems = boxes_lib.parse_boxes(data, source=boxes_source)
         problems.extend(box_problems)
+    return boxes, boxes_source
 
+
+def _check_records(dataset, image_root, full_decode, problems):
+    """Checks every record and its image file; returns (filenames seen, {filename: (width, height)})."""
     seen_filenames, seen_ids = set(), {}
     image_sizes = {}
     for record in dataset.records:
@@ -109,47 +131,66 @@ def validate_dataset(dataset, image_root, boxes=None, min_word_count=5, full_dec
         if record.image_id in seen_ids:
             problems.append(f"{filename}: image id {record.image_id} is also used by {seen_ids[record.image_id]}")
         seen_ids.setdefault(record.image_id, filename)
-        if record.split not in records_lib.SPLITS + ("restval",):
-            problems.append(f"{filename}: unknown split {record.split!r}; expected one of {records_lib.SPLITS}")
-        if not record.sentences:
-            problems.append(f"{filename}: image has no captions")
-        for index, sentence in enumerate(record.sentences):
-            if not sentence.tokens:
-                problems.append(f"{filename}: caption {index} is empty (raw {sentence.raw!r})")
-        try:
-            path = resolve_image_path(image_root, filename)
-        except ValueError as error:
-            problems.append(str(error))
-            continue
-        if not os.path.isfile(path):
-            problems.append(f"{path}: image file not found")
-            continue
-        try:
-            image_sizes[filename] = _image_size(path, full_decode)
-        except Exception as error:  # PIL raises many types (OSError, SyntaxError, struct.error...)
-            problems.append(f"{path}: image cannot be decoded ({type(error).__name__}: {error})")
+        _check_record_text(record, problems)
+        size = _check_image_file(image_root, filename, full_decode, problems)
+        if size is not None:
+            image_sizes[filename] = size
+    return seen_filenames, image_sizes
 
+
+def _check_record_text(record, problems):
+    """Appends the problems of a record's split name and captions."""
+    filename = record.filename
+    if record.split not in records_lib.SPLITS + ("restval",):
+        problems.append(f"{filename}: unknown split {record.split!r}; expected one of {records_lib.SPLITS}")
+    if not record.sentences:
+        problems.append(f"{filename}: image has no captions")
+    for index, sentence in enumerate(record.sentences):
+        if not sentence.tokens:
+            problems.append(f"{filename}: caption {index} is empty (raw {sentence.raw!r})")
+
+
+def _check_image_file(image_root, filename, full_decode, problems):
+    """(width, height) of the image `filename` names, or None after appending why it cannot be used."""
+    try:
+        path = resolve_image_path(image_root, filename)
+    except ValueError as error:
+        problems.append(str(error))
+        return None
+    if not os.path.isfile(path):
+        problems.append(f"{path}: image file not found")
+        return None
+    try:
+        return _image_size(path, full_decode)
+    except Exception as error:  # PIL raises many types (OSError, SyntaxError, struct.error...)
+        problems.append(f"{path}: image cannot be decoded ({type(error).__name__}: {error})")
+        return None
+
+
+def _check_boxes(boxes, boxes_source, seen_filenames, image_sizes, problems):
+    """Checks the boxes of the dataset's images; returns (box count per such image, keys naming no image)."""
     box_counts, unused_keys = [], 0
-    if boxes is not None:
-        for filename, image_boxes in boxes.items():
-            if not filename:
-                problems.append(f"{boxes_source}: a key is the empty string; keys are image filenames")
-                continue
-            if filename not in seen_filenames:
-                # One boxes file may cover more images than this dataset (COCO train+val, a subset of
-                # Flickr8k): such keys are ignored, their entries still checked above by parse_boxes.
-                unused_keys += 1
-                continue
-            box_counts.append(len(image_boxes))
-            if filename in image_sizes:
-                width, height = image_sizes[filename]
-                for index, box in boxes_lib.outside_image_problems(image_boxes, width, height):
-                    problems.append(
-                        f"{boxes_source}: {filename}: box {index} {box} lies outside the {width}x{height} image"
-                    )
-    if problems:
-        raise DatasetError(problems)
+    for filename, image_boxes in boxes.items():
+        if not filename:
+            problems.append(f"{boxes_source}: a key is the empty string; keys are image filenames")
+            continue
+        if filename not in seen_filenames:
+            # One boxes file may cover more images than this dataset (COCO train+val, a subset of
+            # Flickr8k): such keys are ignored, their entries still checked by parse_boxes (`_load_boxes`).
+            unused_keys += 1
+            continue
+        box_counts.append(len(image_boxes))
+        if filename in image_sizes:
+            width, height = image_sizes[filename]
+            for index, box in boxes_lib.outside_image_problems(image_boxes, width, height):
+                problems.append(
+                    f"{boxes_source}: {filename}: box {index} {box} lies outside the {width}x{height} image"
+                )
+    return box_counts, unused_keys
 
+
+def _summarise(dataset, min_word_count, boxes, box_counts, unused_keys):
+    """The summary dict `validate_dataset` returns for a dataset that passed every check."""
     counts = dataset.sentence_counts()
     vocabulary = text.Vocabulary.build(
         (sentence.tokens for record in dataset.split("train") for sentence in record.sentences),

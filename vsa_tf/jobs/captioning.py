@@ -1,11 +1,10 @@
 """Caption jobs: train the multimodal RNN (full frame or regions), caption images, evaluate (Tables 2 and 3).
 
-A caption run folder holds `config.json` (a `CaptionConfig`, kind "caption", with its `DataConfig`),
-`vocabulary.txt`, `model.weights.h5` (best epoch), `backup/`, `history.csv`; see docs/CONVENTIONS.md.
+A caption run folder (`vsa_tf.jobs.run_folder`) holds `config.json` (a `CaptionConfig`, kind
+"caption", with its `DataConfig`), `vocabulary.txt`, `model.weights.h5` (best epoch), `backup/`,
+`history.csv`, and `alignment_cnn.weights.h5` when its CNN came from an alignment run.
 """
 
-import dataclasses
-import json
 import os
 import re
 import sys
@@ -13,57 +12,23 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from vsa_tf import training
-from vsa_tf.config import CaptionConfig, atomic_write_text, save_config
+from vsa_tf.config import CaptionConfig
 from vsa_tf.data import boxes as boxes_lib
-from vsa_tf.data import pipelines, readers, validate
+from vsa_tf.data import pipelines, readers
 from vsa_tf.data.features import FeatureStore
-from vsa_tf.data.text import Vocabulary
-from vsa_tf.models.caption_model import CaptionModel
+from vsa_tf.evaluation import captions as caption_metrics
+from vsa_tf.evaluation import retrieval
+from vsa_tf.evaluation.alignment import read_truth
+from vsa_tf.jobs import alignment as alignment_job
+from vsa_tf.jobs import run_folder, trainer
+from vsa_tf.jobs.builders import build_caption_model
 from vsa_tf.models.distinct_captions_monitor import DistinctCaptionsMonitor
 from vsa_tf.samplers import BeamSampler, GreedySampler
-from vsa_tf.evaluation import captions as caption_metrics
-from vsa_tf.evaluation.alignment import read_truth
-from vsa_tf.evaluation.retrieval import score_matrix
-from vsa_tf.jobs import alignment as alignment_job
-from vsa_tf.jobs import runs
-from vsa_tf.jobs.runs import load_run
-from vsa_tf.jobs.runs import open_run
 
-CONFIG_FILE = "config.json"
-VOCABULARY_FILE = "vocabulary.txt"
-WEIGHTS_FILE = training.BEST_WEIGHTS
 ALIGNMENT_CNN_FILE = "alignment_cnn.weights.h5"
-# pycocoevalcap's PTB tokenizer drops empty lines (and then fails), so an empty generated caption is
-# scored as this word, which matches no reference word after tokenisation ("[UNK]" -> "unk").
-EMPTY_CAPTION = "unk"
+EMPTY_CAPTION = caption_metrics.EMPTY_CAPTION
 # Val images whose greedy captions are checked for collapse after every epoch.
 COLLAPSE_SAMPLE_IMAGES = 64
-
-
-@dataclasses.dataclass
-class CaptionRun:
-    """A loaded caption run: the model with its best weights, the vocabulary and the config."""
-    model: CaptionModel
-    vocabulary: Vocabulary
-    config: CaptionConfig
-    run_dir: str
-
-
-def build_caption_model(config, vocabulary_size):
-    """A `CaptionModel` with the sizes of `config` (a `CaptionConfig`)."""
-    return CaptionModel(
-        vocabulary_size=vocabulary_size,
-        hidden_dim=config.hidden_dim,
-        embedding_dim=config.embedding_dim,
-        cell=config.cell,
-        activate_inputs=config.activate_inputs,
-        image_conditioning=config.image_conditioning,
-        dropout=config.dropout,
-        image_encoder=config.image,
-        image_shape=config.data.image_size,
-        name="caption_model",
-    )
 
 
 def make_sampler(config, beam=None):
@@ -105,6 +70,92 @@ def _warn_about_cut_sentences(records, max_words, threshold=0.01):
     return cut
 
 
+class CaptionTask(trainer.TrainingTask):
+    """Trains a `CaptionModel` on (whole image, sentence) pairs, or on (region, snippet) pairs.
+
+    Args:
+        snippets_path: snippets JSON of region captioning (None: full frame).
+        cnn_from_alignment: a pixel-mode alignment run whose CNN becomes the image side.
+        fine_tune_cnn: train that CNN further instead of keeping it fixed.
+    """
+
+    kind = "caption"
+    config_class = CaptionConfig
+
+    def __init__(self, snippets_path=None, cnn_from_alignment=None, fine_tune_cnn=False):
+        self.snippets_path = snippets_path
+        self.cnn_from_alignment = cnn_from_alignment
+        self.fine_tune_cnn = fine_tune_cnn
+        self.alignment_run = None
+
+    def prepare(self, config):
+        features = config.data.features
+        if self.fine_tune_cnn and self.cnn_from_alignment is None:
+            raise ValueError("fine_tune_cnn trains the CNN taken from an alignment run; give cnn_from_alignment too")
+        if self.cnn_from_alignment is not None and features:
+            raise ValueError("cnn_from_alignment gives the captioner a CNN on pixels; remove `features` from the data config")
+        if features and self.snippets_path:
+            raise ValueError("Region captioning (--snippets) pools the snippets' boxes from pixels; remove `features` from the data config")
+        config = config.replace(image=config.image.replace(mode="cached" if features else "pixels"))
+        return super().prepare(config.replace(region_captions=bool(self.snippets_path)))
+
+    def record_data(self, config, data):
+        if not self.snippets_path:
+            _warn_about_cut_sentences(data.split("train"), config.data.max_words)
+        feature_dim = data.store.dims if data.store is not None else None
+        config = config.replace(image=config.image.replace(feature_dim=feature_dim))
+        if self.cnn_from_alignment is None:
+            return config
+        self.alignment_run = alignment_job.load_alignment_run(self.cnn_from_alignment)
+        return config.replace(image=config.image.replace(
+            backbone="simple", weights=os.path.abspath(os.path.join(self.folder, ALIGNMENT_CNN_FILE)),
+            frozen=not self.fine_tune_cnn, filters=self.alignment_run.config.image.filters,
+        ))
+
+    def write_files(self, run, data):
+        if self.alignment_run is not None:
+            alignment_job.save_backbone_weights(self.alignment_run, run.config.image.weights)
+
+    def build_datasets(self, run, data):
+        config, vocabulary = run.config, run.vocabulary
+        train_records, val_records = data.split("train"), data.split("val")
+        images = config.data.images
+        if not self.snippets_path:
+            train = pipelines.caption_dataset(
+                train_records, images, vocabulary, config.data, config.batch_size, shuffle=True, seed=config.seed, features=data.store
+            )
+            validation = pipelines.caption_dataset(
+                val_records, images, vocabulary, config.data, config.batch_size, shuffle=False, features=data.store
+            ) if val_records else None
+            return train, validation
+        snippets = pipelines.load_snippets(self.snippets_path)
+        train_snippets, val_snippets = _snippets_of(snippets, train_records), _snippets_of(snippets, val_records)
+        if not train_snippets:
+            raise ValueError(f"{self.snippets_path}: no snippet belongs to a train-split image of {config.data.dataset}")
+        train = pipelines.region_caption_dataset(
+            train_snippets, train_records, images, vocabulary, config.data, config.batch_size, shuffle=True, seed=config.seed
+        )
+        validation = pipelines.region_caption_dataset(
+            val_snippets, val_records, images, vocabulary, config.data, config.batch_size, shuffle=False
+        ) if val_snippets else None
+        return train, validation
+
+    def build_model(self, run, train_batches):
+        config = run.config
+        model = build_caption_model(config, run.vocabulary.size).build_from_dummy()
+        model.compile_for_training(
+            learning_rate=config.learning_rate, rho=config.rho, clip_value=config.clip_value, jit_compile=config.jit_compile
+        )
+        return model
+
+    def callbacks(self, run, data, validation_batches):
+        callbacks, monitor, monitor_mode = super().callbacks(run, data, validation_batches)
+        sample = _collapse_sample(data.split("val") or data.split("train"), run.config.data, data.store, self.snippets_path)
+        if sample is not None:
+            callbacks.append(DistinctCaptionsMonitor(sample, max_length=run.config.max_length))
+        return callbacks, monitor, monitor_mode
+
+
 def train_captioner(
     config,
     data_config=None,
@@ -125,119 +176,28 @@ def train_captioner(
             training pairs (the image side pools the snippet's box), its val-split ones the validation.
         verbose: passed to `model.fit`.
         strategy: "default", "mirrored", "multiworker" (`vsa_tf.training.get_strategy`) or a
-            `tf.distribute.Strategy`; the model is built and compiled in its scope and
-            `config.batch_size` is the global batch, split across the replicas.
+            `tf.distribute.Strategy`; `config.batch_size` is the global batch, split across the replicas.
         cnn_from_alignment: optional pixel-mode alignment run folder whose trained CNN becomes this
             captioner's image side (the paper's captioner reads a trained CNN's features).
-            Its weights are copied into the run folder (`ALIGNMENT_CNN_FILE`) and the config records
-            that file, `backbone_frozen` and the alignment run's `backbone_filters`.
+            Its weights are copied into the run folder (`ALIGNMENT_CNN_FILE`) and the config's image
+            encoder records that file, `frozen` and the alignment run's `filters`.
         fine_tune_cnn: with `cnn_from_alignment`, train that CNN further with the captioner
-            (`backbone_frozen=False`) instead of keeping it fixed. On the synthetic demo world
+            (`frozen=False`) instead of keeping it fixed. On the synthetic demo world
             (300 test images, RMSprop 3e-4) it raised CIDEr of beam 7 / greedy / nearest neighbour from
             0.786 / 0.753 / 0.670 (fixed) to 0.834 / 0.845 / 0.689.
 
-    The data is validated first, as `vsa-tf validate` does (a `ValueError` listing every problem).
-    When `run_dir` already holds a run, the new config must equal the saved one but for
-    `vsa_tf.jobs.runs.RESUMABLE_FIELDS` (epochs), and the vocabulary must be the same: the job then
-    resumes or extends that run; otherwise a `ValueError` names the differing fields and nothing is
-    written. The saved config holds absolute data paths.
+    The `vsa_tf.jobs.trainer.train` skeleton: the data is validated first, a `run_dir` already holding
+    a run is resumed only with the same settings and vocabulary, and the saved config holds absolute
+    data paths.
 
     Returns:
-        a `CaptionRun` with the best weights loaded.
+        a `vsa_tf.jobs.trainer.TrainingResult` whose `.run` holds the best weights (`.test` is None:
+        captions are evaluated by `evaluate_captions`).
     """
-    if run_dir is None:
-        raise ValueError("train_captioner needs a run_dir")
     if data_config is not None:
         config = config.replace(data=data_config)
-    # The run folder records absolute paths, so the run loads from any working directory.
-    config = runs.absolute_paths(config)
-    data_config = config.data
-    if fine_tune_cnn and cnn_from_alignment is None:
-        raise ValueError("fine_tune_cnn trains the CNN taken from an alignment run; give cnn_from_alignment too")
-    if cnn_from_alignment is not None and data_config.features:
-        raise ValueError("cnn_from_alignment gives the captioner a CNN on pixels; remove `features` from the data config")
-    if data_config.features and snippets_path:
-        raise ValueError("Region captioning (--snippets) pools the snippets' boxes from pixels; remove `features` from the data config")
-    # First: MultiWorkerMirroredStrategy must be created before TensorFlow runs any op.
-    strategy = training.get_strategy(strategy) if isinstance(strategy, str) else strategy
-    # The same checks as `vsa-tf validate` (and the alignment job), before anything is written.
-    dataset, _, store = validate.load_checked_data(data_config, "cached" if data_config.features else "pixels")
-    train_records, val_records = dataset.split("train"), dataset.split("val")
-    if not train_records:
-        raise ValueError(f"{data_config.dataset}: the train split is empty")
-    vocabulary = Vocabulary.build(
-        (sentence.tokens for record in train_records for sentence in record.sentences), min_count=data_config.min_word_count
-    )
-    if not snippets_path:
-        _warn_about_cut_sentences(train_records, data_config.max_words)
-    if store is not None:
-        config = config.replace(image=config.image.replace(mode="cached", feature_dim=store.dims))
-    else:
-        config = config.replace(image=config.image.replace(mode="pixels", feature_dim=None))
-    config = config.replace(region_captions=bool(snippets_path))
-    alignment_run = None
-    if cnn_from_alignment is not None:
-        alignment_run = alignment_job.load_alignment_run(cnn_from_alignment)
-        config = config.replace(image=config.image.replace(
-            backbone="simple", weights=os.path.abspath(os.path.join(run_dir, ALIGNMENT_CNN_FILE)),
-            frozen=not fine_tune_cnn, filters=alignment_run.config.image.filters,
-        ))
-    # A folder that already holds a run is resumed only with the same settings; nothing is written before.
-    runs.check_same_run(run_dir, config, vocabulary)
-    os.makedirs(run_dir, exist_ok=True)
-    if alignment_run is not None:
-        alignment_job.save_backbone_weights(alignment_run, config.image.weights)
-    save_config(config, os.path.join(run_dir, CONFIG_FILE))
-    vocabulary.save(os.path.join(run_dir, VOCABULARY_FILE))
-
-    batch_size = config.batch_size
-    if snippets_path:
-        snippets = pipelines.load_snippets(snippets_path)
-        train_snippets = _snippets_of(snippets, train_records)
-        if not train_snippets:
-            raise ValueError(f"{snippets_path}: no snippet belongs to a train-split image of {data_config.dataset}")
-        train_dataset = pipelines.region_caption_dataset(
-            train_snippets, train_records, data_config.images, vocabulary, data_config, batch_size, shuffle=True, seed=config.seed
-        )
-        val_snippets = _snippets_of(snippets, val_records)
-        validation_dataset = (
-            pipelines.region_caption_dataset(val_snippets, val_records, data_config.images, vocabulary, data_config, batch_size, shuffle=False)
-            if val_snippets
-            else None
-        )
-    else:
-        train_dataset = pipelines.caption_dataset(
-            train_records, data_config.images, vocabulary, data_config, batch_size, shuffle=True, seed=config.seed, features=store
-        )
-        validation_dataset = (
-            pipelines.caption_dataset(val_records, data_config.images, vocabulary, data_config, batch_size, shuffle=False, features=store)
-            if val_records
-            else None
-        )
-    tf.random.set_seed(config.seed)
-    with strategy.scope():
-        model = build_caption_model(config, vocabulary.size)
-        model.build_from_dummy()
-        model.compile_for_training(
-            learning_rate=config.learning_rate, rho=config.rho, clip_value=config.clip_value, jit_compile=config.jit_compile
-        )
-    callbacks = []
-    monitor_batch = _collapse_sample(val_records or train_records, data_config, store, snippets_path)
-    if monitor_batch is not None:
-        callbacks.append(DistinctCaptionsMonitor(monitor_batch, max_length=config.max_length))
-    training.fit_model(
-        model,
-        train_dataset,
-        validation_dataset=validation_dataset,
-        callbacks=callbacks,
-        run_dir=run_dir,
-        epochs=config.epochs,
-        monitor="val_loss" if validation_dataset is not None else "loss",
-        monitor_mode="min",
-        verbose=verbose,
-        strategy=strategy,
-    )
-    return load_caption_run(run_dir)
+    task = CaptionTask(snippets_path, cnn_from_alignment, fine_tune_cnn)
+    return trainer.train(task, config, run_dir, verbose=verbose, strategy=strategy)
 
 
 def _collapse_sample(records, data_config, store, snippets_path, count=COLLAPSE_SAMPLE_IMAGES):
@@ -253,18 +213,9 @@ def _collapse_sample(records, data_config, store, snippets_path, count=COLLAPSE_
 
 
 def load_caption_run(run_dir):
-    """Rebuilds a caption run's model with its best weights -> `CaptionRun`."""
-    config, vocabulary, weights_path = open_run(run_dir, "caption", CaptionConfig)
-    # The run's weights file holds the whole model, CNN included: the CNN's starting weights (which may
-    # have moved with the run folder) are not read again.
-    model = build_caption_model(config.replace(image=config.image.replace(weights=None)), vocabulary.size)
-    model.build_from_dummy()
-    model.load_weights(weights_path)
-    return CaptionRun(model=model, vocabulary=vocabulary, config=config, run_dir=run_dir)
-
-
-def _as_run(run):
-    return run if isinstance(run, CaptionRun) else load_caption_run(run)
+    """Rebuilds a caption run: a `Run` whose model holds the best weights (the CNN's starting weights
+    file, which may have moved with the run folder, is not read again)."""
+    return run_folder.Run.load(run_dir, "caption")
 
 
 def _decode_best(vocabulary, tokens):
@@ -274,7 +225,7 @@ def _decode_best(vocabulary, tokens):
 
 def generate_captions(run, dataset, beam=None):
     """Captions every batch of `dataset` (image side dicts) -> (list of strings, float32 [N, D] CNN features)."""
-    run = _as_run(run)
+    run = run_folder.as_run(run, "caption")
     sampler = make_sampler(run.config, beam)
     captions, features = [], []
     for batch in dataset:
@@ -343,9 +294,9 @@ def caption_images(run, image_paths, boxes=None, beam=None, batch_size=16):
         ValueError: naming the file for a missing or undecodable image, and the image and box for a
             box outside its image.
     """
-    run = _as_run(run)
+    run = run_folder.as_run(run, "caption")
     if run.config.image.mode != "pixels":
-        raise ValueError(f"{run.run_dir}: this run was trained on cached features; captioning image files needs a pixel-mode run")
+        raise ValueError(f"{run.folder}: this run was trained on cached features; captioning image files needs a pixel-mode run")
     source = "boxes"
     if isinstance(boxes, (str, os.PathLike)):
         source = os.fspath(boxes)
@@ -395,14 +346,6 @@ def _whole_image_dataset(records, data_config, batch_size, store=None):
     return pipelines.images_dataset(records, data_config.images, None, data_config.replace(max_boxes=0), batch_size, features=store)
 
 
-def _non_empty(candidates):
-    return {key: text if text.strip() else EMPTY_CAPTION for key, text in candidates.items()}
-
-
-def _write_json(path, value):
-    atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
-
-
 def evaluate_captions(
     run, data_config=None, split="test", beam=None, json_out=None, batch_size=32, max_examples=20, nearest_neighbour=True
 ):
@@ -427,7 +370,7 @@ def evaluate_captions(
         no train split (a separate val file), "nearest_neighbour" and "verbatim_fraction" are None,
         "skipped" says why, and a notice line goes to stderr.
     """
-    run = _as_run(run)
+    run = run_folder.as_run(run, "caption")
     data_config = data_config or run.config.data
     dataset = _read_data(data_config)
     records, train_records = dataset.split(split), dataset.split("train")
@@ -435,9 +378,9 @@ def evaluate_captions(
         raise ValueError(f"{data_config.dataset}: the {split!r} split is empty")
     store = FeatureStore(data_config.features) if run.config.image.mode == "cached" else None
     if store is None and data_config.features:
-        raise ValueError(f"{run.run_dir} is a pixel-mode run; evaluate it without `features` in the data config")
+        raise ValueError(f"{run.folder} is a pixel-mode run; evaluate it without `features` in the data config")
     if store is not None and not data_config.features:
-        raise ValueError(f"{run.run_dir} was trained on cached features; give the features folder in the data config")
+        raise ValueError(f"{run.folder} was trained on cached features; give the features folder in the data config")
     candidates_list, features = generate_captions(run, _whole_image_dataset(records, data_config, batch_size, store), beam)
     train_captions = [[sentence.text for sentence in record.sentences] for record in train_records]
     neighbour_captions = None
@@ -464,7 +407,7 @@ def evaluate_captions(
         "split": split,
         "beam": make_sampler(run.config, beam).width,
         "num_images": len(records),
-        "model": caption_metrics.caption_scores(references, _non_empty(candidates)),
+        "model": caption_metrics.caption_scores(references, caption_metrics.non_empty(candidates)),
         "verbatim_fraction": float(caption_metrics.verbatim_fraction(candidates_list, training_sentences)) if train_records else None,
         "distinct_fraction": float(caption_metrics.distinct_fraction(candidates_list)),
         "examples": [
@@ -478,7 +421,7 @@ def evaluate_captions(
         report["nearest_neighbour"] = None
         report["skipped"] = skipped
     if json_out:
-        _write_json(json_out, report)
+        run_folder.write_json(json_out, report, sort_keys=True)
     return report
 
 
@@ -512,24 +455,17 @@ def _region_dataset(regions, records, data_config, vocabulary, batch_size):
 
 def _ranking_baseline(alignment_run, regions, records, data_config, snippets, batch_size):
     """For each region, the training snippet whose words the alignment model scores highest with it."""
-    loaded = load_run(alignment_run)
-    model, vocabulary = loaded.model, loaded.vocabulary
+    loaded = run_folder.as_run(alignment_run, "alignment")
     if loaded.config.image.mode != "pixels":
         raise ValueError(f"{alignment_run}: the ranking baseline pools the regions' boxes from pixels; it needs a pixel-mode alignment run")
     # The alignment model sees the images at its own training size.
     data_config = data_config.replace(image_size=tuple(loaded.config.data.image_size))
-    region_vectors, region_mask = [], []
-    for batch in _region_dataset(regions, records, data_config, vocabulary, batch_size):
-        vectors, mask = model.encode_images(batch, training=False)
-        region_vectors.append(np.asarray(vectors))
-        region_mask.append(np.asarray(mask))
     texts = sorted({" ".join(snippet["words"]) if isinstance(snippet["words"], list) else str(snippet["words"]) for snippet in snippets})
-    word_vectors, word_mask = [], []
-    for batch in pipelines.sentences_dataset(texts, vocabulary, data_config, batch_size):
-        vectors, mask = model.encode_sentences(batch, training=False)
-        word_vectors.append(np.asarray(vectors))
-        word_mask.append(np.asarray(mask))
-    scores = score_matrix(np.concatenate(region_vectors), np.concatenate(region_mask), np.concatenate(word_vectors), np.concatenate(word_mask))
+    scores = retrieval.score_matrix(*retrieval.encode_dataset(
+        loaded.model,
+        _region_dataset(regions, records, data_config, loaded.vocabulary, batch_size),
+        pipelines.sentences_dataset(texts, loaded.vocabulary, data_config, batch_size),
+    ))
     return [texts[index] for index in np.argmax(scores, axis=1)]
 
 
@@ -565,7 +501,7 @@ def evaluate_region_captions(
     Returns:
         {"split", "num_regions", "region_model": metrics, "full_frame_model"?: metrics, "ranking_baseline"?: metrics}.
     """
-    region_run = _as_run(region_run)
+    region_run = run_folder.as_run(region_run, "caption")
     data_config = data_config or region_run.config.data
     dataset = _read_data(data_config)
     records = dataset.split(split)
@@ -576,12 +512,12 @@ def evaluate_region_captions(
     report = {"split": split, "num_regions": len(regions)}
     runs = [("region_model", region_run)]
     if full_frame_run is not None:
-        runs.append(("full_frame_model", _as_run(full_frame_run)))
+        runs.append(("full_frame_model", run_folder.as_run(full_frame_run, "caption")))
     for name, run in runs:
         if run.config.image.mode != "pixels":
-            raise ValueError(f"{run.run_dir}: region captions need a pixel-mode run (the boxes are pooled from the images)")
+            raise ValueError(f"{run.folder}: region captions need a pixel-mode run (the boxes are pooled from the images)")
         captions, _ = generate_captions(run, _region_dataset(regions, records, data_config, run.vocabulary, batch_size), beam)
-        report[name] = caption_metrics.caption_scores(references, _non_empty(dict(enumerate(captions))))
+        report[name] = caption_metrics.caption_scores(references, caption_metrics.non_empty(dict(enumerate(captions))))
         report[f"{name}_examples"] = [
             {"filename": region["filename"], "box": region["box"], "caption": caption, "references": region["references"]}
             for region, caption in list(zip(regions, captions))[:20]
@@ -595,5 +531,5 @@ def evaluate_region_captions(
         retrieved = _ranking_baseline(alignment_run, regions, records, data_config, train_snippets, batch_size)
         report["ranking_baseline"] = caption_metrics.caption_scores(references, dict(enumerate(retrieved)))
     if json_out:
-        _write_json(json_out, report)
+        run_folder.write_json(json_out, report, sort_keys=True)
     return report

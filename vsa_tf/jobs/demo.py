@@ -13,7 +13,6 @@ import shutil
 import statistics
 import sys
 import time
-import typing
 
 from vsa_tf.config import (
     AlignmentConfig,
@@ -31,11 +30,14 @@ from vsa_tf.data import readers, validate
 from vsa_tf.data import synthetic
 from vsa_tf.evaluation import alignment as alignment_evaluation
 from vsa_tf.evaluation import captions as caption_metrics
+from vsa_tf.evaluation import retrieval as retrieval_metrics
 from vsa_tf.evaluation.binding import twin_binding_accuracy
 from vsa_tf.jobs import alignment as alignment_job
 from vsa_tf.jobs import captioning as caption_job
 from vsa_tf.jobs import embedding as embedding_job
 from vsa_tf.jobs import export as export_job
+from vsa_tf.jobs import retrieval as retrieval_job
+from vsa_tf.jobs import run_folder
 from vsa_tf.jobs.demo_report import write_demo_report
 from vsa_tf.visualize.captions import plot_image_captions, plot_region_captions
 from vsa_tf.visualize.curves import plot_training_curves
@@ -101,6 +103,35 @@ def _caption_subset(data_config, dataset_path, count, out_path):
     return data_config.replace(dataset=out_path)
 
 
+@dataclasses.dataclass
+class _DemoFolders:
+    """Where the demo writes: the world, the run folders and the figures (all under `out_dir`)."""
+
+    out_dir: str
+
+    def __post_init__(self):
+        self.out_dir = os.path.abspath(self.out_dir)
+        self.world = os.path.join(self.out_dir, "world")
+        self.runs = os.path.join(self.out_dir, "runs")
+        self.figures = os.path.join(self.out_dir, "figures")
+        self.brnn = os.path.join(self.runs, "alignment_brnn")
+        self.bag_of_words = os.path.join(self.runs, "alignment_bow")
+        self.full_frame = os.path.join(self.runs, "caption_full_frame")
+        self.regions = os.path.join(self.runs, "caption_regions")
+        self.train_snippets = os.path.join(self.runs, "snippets_train.json")
+        self.val_snippets = os.path.join(self.runs, "snippets_val.json")
+        self.truth = os.path.join(self.world, "truth.json")
+
+    def data_config(self, config):
+        return DataConfig(
+            dataset=os.path.join(self.world, "dataset.json"),
+            images=os.path.join(self.world, "images"),
+            boxes=os.path.join(self.world, "boxes.json"),
+            image_size=config.image_size,
+            min_word_count=1 if config.quick else 5,
+        )
+
+
 def run_demo(config):
     """Runs the whole demo; returns the summary dict (also written to out_dir/summary.json).
 
@@ -109,76 +140,104 @@ def run_demo(config):
     """
     started = time.time()
     stages = _Stages(total=11 if config.run_embedding else 10)
-    out_dir = os.path.abspath(config.out_dir)
-    world_dir = os.path.join(out_dir, "world")
-    runs_dir = os.path.join(out_dir, "runs")
-    figures_dir = os.path.join(out_dir, "figures")
-    os.makedirs(out_dir, exist_ok=True)
-    save_config(config, os.path.join(out_dir, "demo_config.json"))
-    for folder in (runs_dir, figures_dir):  # the demo's own outputs of an earlier run
+    folders = _DemoFolders(config.out_dir)
+    os.makedirs(folders.out_dir, exist_ok=True)
+    save_config(config, os.path.join(folders.out_dir, "demo_config.json"))
+    for folder in (folders.runs, folders.figures):  # the demo's own outputs of an earlier run
         shutil.rmtree(folder, ignore_errors=True)
         os.makedirs(folder)
     summary = {"config": config.to_dict()}
 
     stages.start("Generate the synthetic world")
-    summary["world"] = _prepare_world(config, world_dir)
-    data = DataConfig(
-        dataset=os.path.join(world_dir, "dataset.json"),
-        images=os.path.join(world_dir, "images"),
-        boxes=os.path.join(world_dir, "boxes.json"),
-        image_size=config.image_size,
-        min_word_count=1 if config.quick else 5,
-    )
-    truth_path = os.path.join(world_dir, "truth.json")
-
+    summary["world"] = _prepare_world(config, folders.world)
+    data = folders.data_config(config)
     stages.start("Validate the dataset")
     dataset = readers.read_data_config(data)
-
     summary["validation"] = validate.validate_dataset(dataset, data.images, boxes_lib.read_boxes(data.boxes))
     print(json.dumps(summary["validation"], indent=None, default=str)[:600], flush=True)
+    with open(folders.truth, encoding="utf-8") as stream:
+        truth = json.load(stream)
 
     stages.start("Train the alignment model (BRNN) and the bag-of-words ablation")
+    brnn = _train_aligners(config, data, folders)
+    stages.start("Evaluate retrieval (Table 1) and attribute binding on twin images")
+    summary["retrieval"], summary["binding"] = _retrieval_and_binding(
+        {"BRNN (ours)": brnn, "Bag of words": run_folder.Run.load(folders.bag_of_words)}, truth
+    )
+    _print_retrieval(summary["retrieval"], summary["binding"])
+    stages.start("MRF snippet alignment for several β (eqs. 10-12)")
+    summary["alignment_accuracy"], summary["alignment_figures"] = _snippet_alignment(config, brnn, dataset, truth, folders)
+
+    stages.start("Train the full-frame and the region captioners (multimodal RNN)")
+    _train_captioners(config, data, folders)
+    stages.start("Evaluate captions (Tables 2 and 3)")
+    summary.update(_caption_evaluation(config, data, dataset, truth, folders))
+    _print_captions(summary["captions"], summary["region_captions"], summary["caption_oracle"])
+    summary["caption_figures"] = _caption_figures(caption_job, folders.full_frame, folders.regions, dataset, data, truth, folders.figures, config)
+
+    if config.run_embedding:
+        stages.start("Joint embedding (Kiros et al. 2014) and multimodal arithmetic")
+        summary["embedding"] = _embedding_demo(config, data, folders.runs, folders.figures, folders.truth, dataset)
+
+    stages.start("Export SavedModels for TF Serving")
+    exported = export_job.export_models(alignment_run=brnn, caption_run=folders.full_frame, out_dir=config.saved_models, beam=config.beam_size)
+    summary["export"] = dict(exported)
+    print(json.dumps({name: value.get("path") if isinstance(value, dict) else value for name, value in exported.items()}), flush=True)
+
+    stages.start("Training curves and the report")
+    summary["curves"] = _training_curves(folders)
+    stages.stop()
+    summary["stage_seconds"] = stages.seconds
+    summary["total_seconds"] = round(time.time() - started, 1)
+    summary["report"] = write_demo_report(summary, config.report_dir)
+    atomic_write_text(os.path.join(folders.out_dir, "summary.json"), json.dumps(summary, indent=2, default=str) + "\n")
+    print(f"\nDemo finished in {summary['total_seconds']:.0f} s. Report: {summary['report']}", flush=True)
+    return summary
+
+
+def _train_aligners(config, data, folders):
+    """Trains the BRNN alignment model and its bag-of-words ablation; returns the BRNN `Run` (best weights)."""
     alignment_config = AlignmentConfig(
         data=data, region_dim=config.region_dim, embedding_dim=min(300, 4 * config.region_dim // 2),
         hidden_dim=config.region_dim, epochs=config.alignment_epochs, batch_size=config.alignment_batch_size,
         image=ImageEncoderConfig(pool_size=config.pool_size), seed=config.seed,
     )
-    brnn_dir = os.path.join(runs_dir, "alignment_brnn")
-    bow_dir = os.path.join(runs_dir, "alignment_bow")
-    alignment_job.train_alignment(alignment_config, run_dir=brnn_dir, verbose=2)
-    alignment_job.train_alignment(alignment_config.replace(sentence_encoder="bag_of_words"), run_dir=bow_dir, verbose=2)
+    brnn = alignment_job.train_alignment(alignment_config, run_dir=folders.brnn, verbose=2).run
+    alignment_job.train_alignment(alignment_config.replace(sentence_encoder="bag_of_words"), run_dir=folders.bag_of_words, verbose=2)
+    return brnn
 
-    stages.start("Evaluate retrieval (Table 1) and attribute binding on twin images")
-    with open(truth_path, encoding="utf-8") as stream:
-        truth = json.load(stream)
-    retrieval = {}
-    binding = {}
-    for name, run_dir in (("BRNN (ours)", brnn_dir), ("Bag of words", bow_dir)):
-        retrieval[name] = alignment_job.evaluate_retrieval(run_dir, split="test", json_out=os.path.join(run_dir, "retrieval_test.json"))
-        scores, sentence_image, filenames = alignment_job.retrieval_scores(run_dir, split="test")
+
+def _retrieval_and_binding(runs, truth):
+    """Table 1 and twin binding of each named `Run` on the test split, from one score matrix per run."""
+    retrieval, binding = {}, {}
+    for name, run in runs.items():
+        scores, sentence_image, filenames = retrieval_job.retrieval_scores(run, split="test")
+        retrieval[name] = retrieval_metrics.retrieval_report(scores, sentence_image)
+        run.write_json(run_folder.TEST_RETRIEVAL_FILE, retrieval[name])
         binding[name] = twin_binding_accuracy(scores, sentence_image, filenames, truth.get("twins", []))
-    summary["retrieval"] = retrieval
-    summary["binding"] = binding
-    _print_retrieval(retrieval, binding)
+    return retrieval, binding
 
-    stages.start("MRF snippet alignment for several β (eqs. 10-12)")
-    alignment_accuracy = {}
-    truth_images = alignment_evaluation.read_truth(truth_path)
-    for beta, snippets in alignment_job.align_split_for_betas(brnn_dir, split="test", betas=config.betas).items():
-        alignment_accuracy[str(beta)] = alignment_evaluation.evaluate_alignment(snippets, truth_images)
-        print(f"    beta={beta}: {json.dumps(_short(alignment_accuracy[str(beta)]))}", flush=True)
-    summary["alignment_accuracy"] = alignment_accuracy
-    train_snippets = os.path.join(runs_dir, "snippets_train.json")
-    alignment_job.align_split(brnn_dir, split="train", beta=config.snippet_beta, out=train_snippets)
-    alignment_job.align_split(brnn_dir, split="val", beta=config.snippet_beta, out=os.path.join(runs_dir, "snippets_val.json"))
+
+def _snippet_alignment(config, brnn, dataset, truth, folders):
+    """MRF snippets of the test split for every β and their accuracy; the train/val snippets the region
+    captioner learns from; Figure 5 for a few test images. Returns (accuracy by β, figure paths)."""
+    accuracy = {}
+    truth_images = alignment_evaluation.read_truth(folders.truth)
+    for beta, snippets in alignment_job.align_split_for_betas(brnn, split="test", betas=config.betas).items():
+        accuracy[str(beta)] = alignment_evaluation.evaluate_alignment(snippets, truth_images)
+        print(f"    beta={beta}: {json.dumps(_short(accuracy[str(beta)]))}", flush=True)
+    alignment_job.align_split(brnn, split="train", beta=config.snippet_beta, out=folders.train_snippets)
+    alignment_job.align_split(brnn, split="val", beta=config.snippet_beta, out=folders.val_snippets)
     figures = []
     for index, record in enumerate(_multi_object_records(dataset.split("test"), truth, count=3)):
-        path = os.path.join(figures_dir, f"alignment_{index}.png")
-        alignment_job.plot_sentence_alignment(brnn_dir, split="test", filename=record.filename, sentence=0, beta=config.snippet_beta, out=path)
+        path = os.path.join(folders.figures, f"alignment_{index}.png")
+        alignment_job.plot_sentence_alignment(brnn, split="test", filename=record.filename, sentence=0, beta=config.snippet_beta, out=path)
         figures.append(path)
-    summary["alignment_figures"] = figures
+    return accuracy, figures
 
-    stages.start("Train the full-frame and the region captioners (multimodal RNN)")
+
+def _train_captioners(config, data, folders):
+    """The full-frame captioner and the region captioner (train + val snippets), both on the BRNN's CNN."""
     # The paper's captioner reads a trained CNN's features: here the alignment model's CNN
     # (cnn_from_alignment), fine-tuned with the captioner, its features layer-normalised before W_hi (eq. 13).
     caption_config = CaptionConfig(
@@ -188,64 +247,49 @@ def run_demo(config):
         image=ImageEncoderConfig(pool_size=config.pool_size, normalization="layer"), dropout=0.2,
         learning_rate=config.caption_learning_rate,
     )
-    full_dir = os.path.join(runs_dir, "caption_full_frame")
-    region_dir = os.path.join(runs_dir, "caption_regions")
-    caption_job.train_captioner(caption_config, run_dir=full_dir, verbose=2, cnn_from_alignment=brnn_dir, fine_tune_cnn=True)
-    merged_snippets = os.path.join(runs_dir, "snippets_train_val.json")
-    _merge_json_lists([train_snippets, os.path.join(runs_dir, "snippets_val.json")], merged_snippets)
+    caption_job.train_captioner(caption_config, run_dir=folders.full_frame, verbose=2, cnn_from_alignment=folders.brnn, fine_tune_cnn=True)
+    merged_snippets = os.path.join(folders.runs, "snippets_train_val.json")
+    _merge_json_lists([folders.train_snippets, folders.val_snippets], merged_snippets)
     caption_job.train_captioner(
-        caption_config, run_dir=region_dir, snippets_path=merged_snippets, verbose=2, cnn_from_alignment=brnn_dir,
+        caption_config, run_dir=folders.regions, snippets_path=merged_snippets, verbose=2, cnn_from_alignment=folders.brnn,
         fine_tune_cnn=True,
     )
 
-    stages.start("Evaluate captions (Tables 2 and 3)")
-    caption_data = _caption_subset(data, data.dataset, config.caption_eval_images, os.path.join(runs_dir, "caption_eval_dataset.json"))
+
+def _caption_evaluation(config, data, dataset, truth, folders):
+    """Tables 2 and 3: {"captions": {"beam B": report}, "caption_oracle", "region_captions"}."""
+    caption_data = _caption_subset(data, data.dataset, config.caption_eval_images, os.path.join(folders.runs, "caption_eval_dataset.json"))
+    full_frame = run_folder.Run.load(folders.full_frame, "caption")
     captions = {}
     beams = [config.beam_size] if config.quick else sorted({config.beam_size, 1}, reverse=True)
     for beam in beams:
         captions[f"beam {beam}"] = caption_job.evaluate_captions(
-            full_dir, data_config=caption_data, split="test", beam=beam, json_out=os.path.join(full_dir, f"captions_beam{beam}.json"),
-            nearest_neighbour=beam == beams[0],
+            full_frame, data_config=caption_data, split="test", beam=beam,
+            json_out=full_frame.path(f"captions_beam{beam}.json"), nearest_neighbour=beam == beams[0],
         )
-    summary["captions"] = captions
-    summary["caption_oracle"] = _caption_oracle(dataset.split("test")[: config.caption_eval_images], truth)
-    summary["region_captions"] = caption_job.evaluate_region_captions(
-        region_dir, truth_path, data_config=caption_data, split="test", beam=config.beam_size, full_frame_run=full_dir,
-        alignment_run=brnn_dir, snippets_path=train_snippets, json_out=os.path.join(region_dir, "region_captions.json"),
+    region_captions = caption_job.evaluate_region_captions(
+        folders.regions, folders.truth, data_config=caption_data, split="test", beam=config.beam_size, full_frame_run=full_frame,
+        alignment_run=folders.brnn, snippets_path=folders.train_snippets, json_out=os.path.join(folders.regions, "region_captions.json"),
     )
-    _print_captions(captions, summary["region_captions"], summary["caption_oracle"])
-    summary["caption_figures"] = _caption_figures(caption_job, full_dir, region_dir, dataset, data, truth, figures_dir, config)
+    return {
+        "captions": captions,
+        "caption_oracle": _caption_oracle(dataset.split("test")[: config.caption_eval_images], truth),
+        "region_captions": region_captions,
+    }
 
-    if config.run_embedding:
-        stages.start("Joint embedding (Kiros et al. 2014) and multimodal arithmetic")
-        summary["embedding"] = _embedding_demo(config, data, runs_dir, figures_dir, truth_path, dataset)
 
-    stages.start("Export SavedModels for TF Serving")
-    exported = export_job.export_models(alignment_run=brnn_dir, caption_run=full_dir, out_dir=config.saved_models, beam=config.beam_size)
-    summary["export"] = {name: value for name, value in exported.items()}
-    print(json.dumps({name: value.get("path") if isinstance(value, dict) else value for name, value in exported.items()}), flush=True)
-
-    stages.start("Training curves and the report")
-
-    curves = os.path.join(figures_dir, "training_curves.png")
+def _training_curves(folders):
+    curves = os.path.join(folders.figures, "training_curves.png")
     plot_training_curves(
         {
-            "alignment (BRNN)": os.path.join(brnn_dir, "history.csv"),
-            "alignment (bag of words)": os.path.join(bow_dir, "history.csv"),
-            "captioner (full frame)": os.path.join(full_dir, "history.csv"),
-            "captioner (regions)": os.path.join(region_dir, "history.csv"),
+            "alignment (BRNN)": os.path.join(folders.brnn, "history.csv"),
+            "alignment (bag of words)": os.path.join(folders.bag_of_words, "history.csv"),
+            "captioner (full frame)": os.path.join(folders.full_frame, "history.csv"),
+            "captioner (regions)": os.path.join(folders.regions, "history.csv"),
         },
         curves,
     )
-    summary["curves"] = curves
-    stages.stop()
-    summary["stage_seconds"] = stages.seconds
-    summary["total_seconds"] = round(time.time() - started, 1)
-
-    summary["report"] = write_demo_report(summary, config.report_dir)
-    atomic_write_text(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2, default=str) + "\n")
-    print(f"\nDemo finished in {summary['total_seconds']:.0f} s. Report: {summary['report']}", flush=True)
-    return summary
+    return curves
 
 
 def _short(metrics):
@@ -351,8 +395,8 @@ def _embedding_demo(config, data, runs_dir, figures_dir, truth_path, dataset):
             epochs=config.embedding_epochs, batch_size=config.alignment_batch_size, seed=config.seed,
             image=ImageEncoderConfig(pooling="average"),  # the demo's embedding figures were measured with averaged bins
         )
-        embedding_job.train_embedding(embedding_config, run_dir, verbose=2)
-        results["retrieval"][f"Kiros {encoder}"] = alignment_job.evaluate_retrieval(run_dir, split="test")
+        trained = embedding_job.train_embedding(embedding_config, run_dir, verbose=2)
+        results["retrieval"][f"Kiros {encoder}"] = trained.test  # the test split, scored once by the trainer
         if encoder == "linear":
             results["arithmetic"] = embedding_job.evaluate_arithmetic(run_dir, truth_path, split="test")
             query = _single_object_image(truth_path, dataset)

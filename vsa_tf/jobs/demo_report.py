@@ -15,8 +15,20 @@ def _number(value, scale=1.0):
 
 def write_demo_report(summary, report_dir):
     """Writes the report folder and returns the path of its index.html."""
-    config = summary["config"]
     report = Report("vsa_tf demo: deep visual-semantic alignments on the synthetic world")
+    _add_overview(report, summary)
+    _add_retrieval(report, summary)
+    _add_alignment(report, summary)
+    _add_captions(report, summary)
+    _add_region_captions(report, summary)
+    _add_embedding(report, summary)
+    _add_curves_and_export(report, summary)
+    return report.write(report_dir)
+
+
+def _add_overview(report, summary):
+    """The note on the synthetic world's size, seed and total time."""
+    config = summary["config"]
     report.add_text(
         f"World: {config['train_images']} train / {config['val_images']} val / {config['test_images']} test images, "
         f"5 sentences each, seed {config['seed']}. Total time {summary.get('total_seconds', 0):.0f} s on this machine"
@@ -24,6 +36,9 @@ def write_demo_report(summary, report_dir):
         note=True,
     )
 
+
+def _add_retrieval(report, summary):
+    """Table 1: image annotation and image search recalls, with the binding-twin choices."""
     report.add_heading("Image-sentence retrieval (Table 1 style, test split)")
     rows = []
     retrieval = dict(summary["retrieval"])
@@ -45,6 +60,9 @@ def write_demo_report(summary, report_dir):
         rows,
     )
 
+
+def _add_alignment(report, summary):
+    """Snippet alignment accuracy per β, and the alignment figures."""
     report.add_heading("Snippet alignment against ground truth (MRF, eqs. 10-12)")
     rows = []
     for beta, metrics in summary["alignment_accuracy"].items():
@@ -53,6 +71,9 @@ def write_demo_report(summary, report_dir):
     for path in summary.get("alignment_figures", []):
         report.add_figure(path, "Words coloured by their MRF region, with v·s scores (paper Figure 5)")
 
+
+def _add_captions(report, summary):
+    """Table 2: full-image caption metrics of each model, the baselines, and the caption figure."""
     report.add_heading("Full-image captions (Table 2 style)")
     rows = []
     for name, result in summary["captions"].items():
@@ -71,6 +92,9 @@ def write_demo_report(summary, report_dir):
     if figures.get("full_frame"):
         report.add_figure(figures["full_frame"], "Generated captions on test images (paper Figure 6)", wide=True)
 
+
+def _add_region_captions(report, summary):
+    """Table 3: region caption BLEU, and the region caption figures."""
     report.add_heading("Region captions (Table 3 style)")
     region = summary["region_captions"]
     rows = []
@@ -80,9 +104,12 @@ def write_demo_report(summary, report_dir):
             rows.append([label] + [_number(region[key].get(name)) for name in CAPTION_KEYS[:4]])
     report.add_table(f"BLEU against region references ({region.get('num_regions', '?')} test objects)",
                      ["Model", *CAPTION_KEYS[:4]], rows, digits=3)
-    for path in figures.get("regions", []):
+    for path in summary.get("caption_figures", {}).get("regions", []):
         report.add_figure(path, "Region captions drawn on boxes (paper Figure 7)")
 
+
+def _add_embedding(report, summary):
+    """The joint embedding's multimodal arithmetic, when the demo trained one."""
     embedding = summary.get("embedding")
     if embedding:
         report.add_heading("Joint embedding (Kiros et al. 2014): multimodal arithmetic")
@@ -97,6 +124,9 @@ def write_demo_report(summary, report_dir):
         if embedding.get("arithmetic_figure"):
             report.add_figure(embedding["arithmetic_figure"], "Image − old colour + new colour: nearest images")
 
+
+def _add_curves_and_export(report, summary):
+    """Training curves, the SavedModels written and the wall time per stage."""
     report.add_heading("Training curves")
     if summary.get("curves"):
         report.add_figure(summary["curves"], "Loss and validation metrics per epoch", wide=True)
@@ -105,4 +135,3 @@ def write_demo_report(summary, report_dir):
     rows = [[name, value.get("version", "–"), value.get("path", "–")] for name, value in export.items() if isinstance(value, dict)]
     report.add_table("SavedModels written for TF Serving", ["Model", "Version", "Path"], rows)
     report.add_table("Wall time per stage", ["Stage", "Seconds"], [[name, seconds] for name, seconds in summary.get("stage_seconds", {}).items()])
-    return report.write(report_dir)

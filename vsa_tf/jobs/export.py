@@ -15,23 +15,15 @@ from vsa_tf.export import audit
 from vsa_tf.export import layout
 from vsa_tf.export.aligner import AlignerSignatures, export_aligner
 from vsa_tf.export.captioner import CaptionerSignatures, export_captioner
-from vsa_tf.jobs import runs
+from vsa_tf.jobs import run_folder
 
 EXPORT_INFO_FILE = "export.json"
 
 
 def _load(run, expected_kind):
-    """A run folder or an already loaded run -> (loaded run, run folder or None)."""
-    if isinstance(run, (str, os.PathLike)):
-        run_dir = os.fspath(run)
-        kind = runs.run_kind(run_dir)
-        if kind != expected_kind:
-            raise ValueError(f"{run_dir} is a {kind!r} run; expected a {expected_kind!r} run")
-        return runs.load_run(run_dir), run_dir
-    for attribute in ("model", "vocabulary", "config"):
-        if not hasattr(run, attribute):
-            raise ValueError(f"Expected a run folder or a loaded run with .model/.vocabulary/.config; received {type(run).__name__}")
-    return run, getattr(run, "run_dir", None)
+    """A run folder or a `Run` -> (loaded run, its run folder)."""
+    run = run_folder.as_run(run, expected_kind)
+    return run, run.folder
 
 
 def aligner_signatures(run):

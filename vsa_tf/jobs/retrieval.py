@@ -59,13 +59,22 @@ def split_scores(run, records, data_config, boxes=None, store=None):
     return retrieval.score_dataset(run.model, images, sentences), sentence_image
 
 
+def test_split_report(run, data):
+    """Table 1 of a trained `Run` on the test split of its `TrainingData` (None when there is no test split)."""
+    test_records = data.split("test")
+    if not test_records:
+        return None
+    scores, sentence_image = split_scores(run, test_records, run.config.data, data.boxes, data.store)
+    return retrieval.retrieval_report(scores, sentence_image)
+
+
 def retrieval_scores(run_dir, data_config=None, split="test"):
     """All image-sentence scores of a split for an alignment or embedding run (folder or `Run`).
 
     Returns:
         (scores np.ndarray [n_images, n_sentences], sentence_image [n_sentences], image filenames).
     """
-    run = run_folder.as_run(run_dir)
+    run = run_folder.as_run(run_dir, features=data_config.features if data_config is not None else None)
     if run.kind not in RETRIEVAL_KINDS:
         raise ValueError(f"{run.folder}: a {run.kind!r} run cannot rank images and sentences")
     data_config = run.data_config(data_config)

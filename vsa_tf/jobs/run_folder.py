@@ -70,8 +70,11 @@ class Run:
         return self.path(WEIGHTS_FILE)
 
     @classmethod
-    def open(cls, folder, kind=None):
+    def open(cls, folder, kind=None, features=None):
         """Reads a run's config and vocabulary (no model); errors name the folder.
+
+        `features`: a features folder to read a cached run's feature width from when its config is
+        older than `ImageEncoderConfig.feature_dim` (default: the folder the run was trained on).
 
         Raises:
             ValueError: no such folder, no or an invalid `config.json`, another `kind` than asked.
@@ -87,12 +90,12 @@ class Run:
         except (TypeError, ValueError) as error:
             raise ValueError(f"Config file {os.path.join(folder, CONFIG_FILE)}: {error}") from None
         vocabulary = Vocabulary.load(os.path.join(folder, VOCABULARY_FILE))
-        return cls(folder, values["kind"], _with_feature_dim(config), vocabulary)
+        return cls(folder, values["kind"], _with_feature_dim(config, features), vocabulary)
 
     @classmethod
-    def load(cls, folder, kind=None):
+    def load(cls, folder, kind=None, features=None):
         """`Run.open`, then the model of the run's kind with its best weights (`MODEL_LOADERS`)."""
-        run = cls.open(folder, kind)
+        run = cls.open(folder, kind, features)
         if not os.path.exists(run.weights_path):
             raise ValueError(f"{run.folder}: {WEIGHTS_FILE} is missing (training never finished an epoch)")
         extras = _load_extras(run)
@@ -129,14 +132,17 @@ class Run:
         return path
 
 
-def as_run(run_or_folder, kind=None):
-    """A loaded `Run` from a run folder or from a `Run` (checked to be of `kind` when given)."""
+def as_run(run_or_folder, kind=None, features=None):
+    """A loaded `Run` from a run folder or from a `Run` (checked to be of `kind` when given).
+
+    `features`: as in `Run.open`, for runs older than `ImageEncoderConfig.feature_dim`.
+    """
     if isinstance(run_or_folder, Run):
         if kind is not None and run_or_folder.kind != kind:
             raise ValueError(f"{run_or_folder.folder} is a {run_or_folder.kind!r} run; expected a {kind!r} run")
-        return run_or_folder if run_or_folder.model is not None else Run.load(run_or_folder.folder, kind)
+        return run_or_folder if run_or_folder.model is not None else Run.load(run_or_folder.folder, kind, features)
     if isinstance(run_or_folder, (str, os.PathLike)):
-        return Run.load(run_or_folder, kind)
+        return Run.load(run_or_folder, kind, features)
     raise ValueError(f"Expected a run folder or a vsa_tf.jobs.run_folder.Run; received {type(run_or_folder).__name__}")
 
 
@@ -167,12 +173,13 @@ def run_kind(folder):
     return read_config_values(folder)["kind"]
 
 
-def _with_feature_dim(config):
+def _with_feature_dim(config, features=None):
     """Runs saved before `ImageEncoderConfig.feature_dim` existed: the features folder tells their width."""
     image = getattr(config, "image", None)
-    if image is None or not image.cached or image.feature_dim is not None or not config.data.features:
+    features = features or config.data.features
+    if image is None or not image.cached or image.feature_dim is not None or not features:
         return config
-    return config.replace(image=image.replace(feature_dim=features_lib.FeatureStore(config.data.features).dims))
+    return config.replace(image=image.replace(feature_dim=features_lib.FeatureStore(features).dims))
 
 
 def _load_extras(run):
@@ -267,7 +274,7 @@ def check_same_settings(folder, config, vocabulary=None, resumable=RESUMABLE_FIE
     if not os.path.exists(os.path.join(folder, CONFIG_FILE)):
         return
     values = read_config_values(folder)
-    advice = f"pick another run folder (--out; --run for train-embedding and train-scnlm) to train a new run, or delete {folder}"
+    advice = f"pick another run folder (--out) to train a new run, or delete {folder}"
     if values["kind"] != config.kind:
         raise ValueError(f"{folder} already holds a {values['kind']!r} run, not a {config.kind!r} run; {advice}")
     try:

@@ -59,12 +59,14 @@ class TrainingTask:
         config_class: the config dataclass it trains from.
         test_file: the run file `evaluate` is saved to.
         path_fields: config fields besides the data paths saved as absolute paths.
+        folder: the run folder, set by `train` before `prepare`.
     """
 
     kind = None
     config_class = None
     test_file = run_folder.TEST_RETRIEVAL_FILE
     path_fields = ()
+    folder = None
 
     def prepare(self, config):
         """Checks the config and returns it with absolute paths (run before any data is read)."""
@@ -138,6 +140,7 @@ def train(task, config, folder, verbose="auto", strategy="default", steps_per_ep
         raise ValueError(f"Training a {task.kind!r} run needs a run folder, received {folder!r}")
     # First: MultiWorkerMirroredStrategy must be created before TensorFlow runs any op.
     strategy = training.get_strategy(strategy) if isinstance(strategy, str) else strategy
+    task.folder = str(folder)
     config = task.prepare(config)
     data = task.load_data(config)
     config = task.record_data(config, data)

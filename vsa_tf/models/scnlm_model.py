@@ -20,7 +20,7 @@ class SCNLMModel(keras.Model):
     the next word over real targets (`tokens[:, 1:] != 0`); compile with an optimizer only.
 
     Generation (`generate`) follows the paper: a POS sequence is sampled (from the training set's
-    tag sequences, `vsa_tf.jobs.embedding.sample_structures`), the END tag is appended, and exactly
+    tag sequences, `vsa_tf.jobs.scnlm.sample_structures`), the END tag is appended, and exactly
     one word per tag is decoded conditioned on the tags ahead and the image, greedily or by sampling.
     The special ids (padding, unknown, START, END) are never produced, so a caption has the length
     of its structure.

@@ -4,7 +4,7 @@ import pytest
 
 from vsa_tf.config import AlignmentConfig, CaptionConfig, save_config
 from vsa_tf.data.text import Vocabulary
-from vsa_tf.jobs.runs import open_run
+from vsa_tf.jobs.run_folder import Run, absolute_data_paths, as_run, check_same_settings, with_dataset
 
 
 def _run_folder(path, config, with_weights=True):
@@ -18,22 +18,33 @@ def _run_folder(path, config, with_weights=True):
 
 def test_open_run_returns_config_vocabulary_and_weights_path(tmp_path):
     run_dir = _run_folder(tmp_path / "run", CaptionConfig(hidden_dim=8))
-    config, vocabulary, weights = open_run(run_dir, "caption", CaptionConfig)
-    assert config.hidden_dim == 8 and vocabulary.id("red") > 3
-    assert weights == str(tmp_path / "run" / "model.weights.h5")
+    run = Run.open(run_dir, "caption")
+    assert run.kind == "caption" and run.config.hidden_dim == 8 and run.vocabulary.id("red") > 3
+    assert run.weights_path == str(tmp_path / "run" / "model.weights.h5") and run.model is None
+    assert Run.open(run_dir).kind == "caption"  # the kind comes from config.json
 
 
 def test_open_run_names_the_folder_in_its_errors(tmp_path):
     alignment_dir = _run_folder(tmp_path / "alignment", AlignmentConfig())
     with pytest.raises(ValueError, match="alignment is a 'alignment' run; expected a 'caption' run"):
-        open_run(alignment_dir, "caption", CaptionConfig)
+        Run.open(alignment_dir, "caption")
+    with pytest.raises(ValueError, match="alignment is a 'alignment' run; expected a 'caption' run"):
+        as_run(alignment_dir, "caption")
     unfinished = _run_folder(tmp_path / "unfinished", CaptionConfig(), with_weights=False)
     with pytest.raises(ValueError, match="unfinished: model.weights.h5 is missing"):
-        open_run(unfinished, "caption", CaptionConfig)
+        Run.load(unfinished, "caption")
+    with pytest.raises(ValueError, match="Run folder not found: .*nowhere"):
+        Run.open(str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match="Expected a run folder or a vsa_tf.jobs.run_folder.Run; received int"):
+        as_run(3)
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "config.json").write_text(json.dumps({"kind": "detector"}))
+    with pytest.raises(ValueError, match=r"unknown run kind 'detector'"):
+        Run.open(str(tmp_path / "odd"))
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text(json.dumps({"hidden_dim": 8}))
     with pytest.raises(ValueError, match="has no 'kind' field"):
-        open_run(str(tmp_path / "broken"), "caption", CaptionConfig)
+        Run.open(str(tmp_path / "broken"), "caption")
 
 
 def test_open_run_reads_a_run_saved_before_the_pooling_field_as_average(tmp_path):
@@ -44,10 +55,10 @@ def test_open_run_reads_a_run_saved_before_the_pooling_field_as_average(tmp_path
     values.update(feature_mode=image["mode"], backbone=image["backbone"], backbone_filters=image["filters"], pool_size=image["pool_size"])
     with open(f"{run_dir}/config.json", "w") as stream:
         json.dump(values, stream)
-    config, _, _ = open_run(run_dir, "alignment", AlignmentConfig)
+    config = Run.open(run_dir, "alignment").config
     assert config.image.pooling == "average"
     newer = _run_folder(tmp_path / "newer", CaptionConfig())
-    assert open_run(newer, "caption", CaptionConfig)[0].image.pooling == "flatten"
+    assert Run.open(newer, "caption").config.image.pooling == "flatten"
 
 
 def test_open_run_names_the_config_file_of_an_invalid_field(tmp_path):
@@ -58,38 +69,36 @@ def test_open_run_names_the_config_file_of_an_invalid_field(tmp_path):
     with open(f"{run_dir}/config.json", "w") as stream:
         json.dump(values, stream)
     with pytest.raises(ValueError, match=r"bad/config.json: ImageEncoderConfig.pooling must be one of \['flatten', 'average'\], received 'max'"):
-        open_run(run_dir, "caption", CaptionConfig)
+        Run.open(run_dir, "caption")
 
 
 def _file_states(folder):
     return {path.name: path.read_bytes() for path in sorted(folder.iterdir()) if path.is_file()}
 
 
-def test_check_same_run_refuses_other_settings_and_writes_nothing(tmp_path):
+def test_check_same_settings_refuses_other_settings_and_writes_nothing(tmp_path):
     from vsa_tf.config import DataConfig
-    from vsa_tf.jobs.runs import check_same_run
 
     data = DataConfig(dataset=str(tmp_path / "d.json"), images=str(tmp_path / "images"))
     run = tmp_path / "cap"
     _run_folder(run, CaptionConfig(data=data, hidden_dim=32, epochs=2))
     before = _file_states(run)
-    check_same_run(str(tmp_path / "new"), CaptionConfig(hidden_dim=48))  # no run there yet
-    check_same_run(str(run), CaptionConfig(data=data, hidden_dim=32, epochs=5))  # resumes / extends
+    check_same_settings(str(tmp_path / "new"), CaptionConfig(hidden_dim=48))  # no run there yet
+    check_same_settings(str(run), CaptionConfig(data=data, hidden_dim=32, epochs=5))  # resumes / extends
     with pytest.raises(ValueError, match=r"cap already holds a 'caption' run .*hidden_dim: 32 -> 48.*pick another run folder \(--out"):
-        check_same_run(str(run), CaptionConfig(data=data, hidden_dim=48, epochs=2))
+        check_same_settings(str(run), CaptionConfig(data=data, hidden_dim=48, epochs=2))
     with pytest.raises(ValueError, match=r"data.min_word_count: 5 -> 1"):
-        check_same_run(str(run), CaptionConfig(data=data.replace(min_word_count=1), hidden_dim=32))
+        check_same_settings(str(run), CaptionConfig(data=data.replace(min_word_count=1), hidden_dim=32))
     with pytest.raises(ValueError, match=r"already holds a 'caption' run, not a 'alignment' run"):
-        check_same_run(str(run), AlignmentConfig(data=data))
+        check_same_settings(str(run), AlignmentConfig(data=data))
     with pytest.raises(ValueError, match=r"vocabulary.txt \(3 words\) differs"):
-        check_same_run(str(run), CaptionConfig(data=data, hidden_dim=32), Vocabulary.build([["a", "cat"]], min_count=1))
-    check_same_run(str(run), CaptionConfig(data=data, hidden_dim=32), Vocabulary.build([["a", "red", "square"]], min_count=1))
+        check_same_settings(str(run), CaptionConfig(data=data, hidden_dim=32), Vocabulary.build([["a", "cat"]], min_count=1))
+    check_same_settings(str(run), CaptionConfig(data=data, hidden_dim=32), Vocabulary.build([["a", "red", "square"]], min_count=1))
     assert _file_states(run) == before
 
 
-def test_check_same_run_reads_an_older_runs_relative_paths_from_the_working_directory(tmp_path, monkeypatch):
+def test_check_same_settings_reads_an_older_runs_relative_paths_from_the_working_directory(tmp_path, monkeypatch):
     from vsa_tf.config import DataConfig
-    from vsa_tf.jobs.runs import absolute_data_paths, check_same_run
 
     monkeypatch.chdir(tmp_path)
     relative = DataConfig(dataset="d.json", images="images", boxes=None, features=None)
@@ -97,14 +106,13 @@ def test_check_same_run_reads_an_older_runs_relative_paths_from_the_working_dire
     assert absolute.dataset == str(tmp_path / "d.json") and absolute.images == str(tmp_path / "images")
     assert absolute.boxes is None and absolute.features is None
     run = _run_folder(tmp_path / "old", AlignmentConfig(data=relative))
-    check_same_run(run, AlignmentConfig(data=absolute))
+    check_same_settings(run, AlignmentConfig(data=absolute))
     with pytest.raises(ValueError, match=r"region_dim: 256 -> 48"):
-        check_same_run(run, AlignmentConfig(data=absolute, region_dim=48))
+        check_same_settings(run, AlignmentConfig(data=absolute, region_dim=48))
 
 
 def test_split_options_get_absolute_paths_and_stay_with_their_captions_file(tmp_path, monkeypatch):
     from vsa_tf.config import DataConfig
-    from vsa_tf.jobs.runs import absolute_data_paths, with_dataset
 
     monkeypatch.chdir(tmp_path)
     flickr = absolute_data_paths(DataConfig(dataset="tokens.txt", split_files={"train": "lists/train.txt"}))
