@@ -154,11 +154,16 @@ def test_run_is_a_deprecated_alias_of_out_where_a_command_writes_a_run(command, 
 
 def test_train_embedding_config_from_a_file_with_the_deprecated_run(tmp_path, monkeypatch):
     from vsa_tf.jobs import embedding as embedding_job
+    from vsa_tf.jobs.run_folder import Run
+    from vsa_tf.jobs.trainer import TrainingResult
 
     path = tmp_path / "embedding.json"
     config.save_config(config.EmbeddingConfig(data=config.DataConfig(dataset="d.json", images="i"), encoder="linear"), str(path))
     calls = []
-    monkeypatch.setattr(embedding_job, "train_embedding", lambda config, run_dir, **kwargs: calls.append((config, run_dir)) or {})
+    monkeypatch.setattr(
+        embedding_job, "train_embedding",
+        lambda config, run_dir, **kwargs: calls.append((config, run_dir)) or TrainingResult(Run(run_dir, "embedding", config, None), {}, None),
+    )
     assert cli.main(["train-embedding", "--config", str(path), "--run", "r", "--pooling", "average"]) == 0
     [(embedding, run_dir)] = calls
     assert run_dir == "r" and embedding.encoder == "linear" and embedding.image.pooling == "average"
