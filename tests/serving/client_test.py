@@ -3,7 +3,6 @@ import concurrent.futures
 import http.server
 import socket
 import threading
-import time
 
 import grpc
 import numpy as np
@@ -29,12 +28,13 @@ def rest_server(loaded_captioner, loaded_aligner):
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     """TF Serving's Predict over loaded SavedModels (a test double of the model server's gRPC side)."""
 
-    def __init__(self, models, delay=0.0):
+    def __init__(self, models, hold=None):
         self.models = models
-        self.delay = delay
+        self.hold = hold  # a threading.Event: answer only once it is set (a server that does not answer in time)
 
     def Predict(self, request, context):
-        time.sleep(self.delay)
+        if self.hold is not None:
+            self.hold.wait()
         model = self.models.get(request.model_spec.name)
         if model is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({request.model_spec.name})")
@@ -141,12 +141,14 @@ def test_rest_client_errors_are_clear(rest_server):
 
 
 def test_rest_client_times_out():
+    release = threading.Event()  # the server answers nothing until the client has given up
+
     class Slow(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args):
             pass
 
         def do_POST(self):
-            time.sleep(3)
+            release.wait()
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -156,6 +158,7 @@ def test_rest_client_times_out():
         with pytest.raises(client.ServingError, match=r"no answer from .* within 0.3 s"):
             slow_client.caption([b"\x89PNG"])
     finally:
+        release.set()
         server.shutdown()
         server.server_close()
 
@@ -177,7 +180,8 @@ def test_grpc_client_unreachable_and_timeout(loaded_captioner):
     with pytest.raises(client.ServingError, match="cannot reach 127.0.0.1:.*is tensorflow_model_server running"):
         client.GrpcClient(f"127.0.0.1:{free_port()}", timeout=5).caption([b"\x89PNG"])
     server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=1))
-    slow_service = PredictionService({"captioner": loaded_captioner}, delay=2.0)
+    release = threading.Event()  # the server answers nothing until the client has given up
+    slow_service = PredictionService({"captioner": loaded_captioner}, hold=release)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(slow_service, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
@@ -185,4 +189,5 @@ def test_grpc_client_unreachable_and_timeout(loaded_captioner):
         with pytest.raises(client.ServingError, match=r"no answer from .* within 0.3 s"):
             client.GrpcClient(f"127.0.0.1:{port}", timeout=0.3).caption([b"\x89PNG"])
     finally:
+        release.set()
         server.stop(None)
