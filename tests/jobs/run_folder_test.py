@@ -123,3 +123,13 @@ def test_split_options_get_absolute_paths_and_stay_with_their_captions_file(tmp_
     other = with_dataset(coco, "karpathy.json")  # another file does not inherit the run's split
     assert other.dataset == "karpathy.json" and other.split_of_file is None and other.split_files is None
     assert with_dataset(coco, "val.json", split_of_file="val").split_of_file == "val"
+
+
+def test_feature_mode_follows_the_image_encoder_or_else_the_data():
+    from vsa_tf.config import DataConfig, ImageEncoderConfig, SCNLMConfig
+    from vsa_tf.jobs.run_folder import feature_mode
+
+    assert feature_mode(AlignmentConfig(image=ImageEncoderConfig(mode="cached"))) == "cached"
+    assert feature_mode(AlignmentConfig(data=DataConfig(features="f"))) == "pixels"  # the encoder decides
+    assert feature_mode(SCNLMConfig(data=DataConfig(features="f"))) == "cached"
+    assert feature_mode(SCNLMConfig()) == "pixels"

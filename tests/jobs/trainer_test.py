@@ -108,3 +108,14 @@ def test_train_refuses_another_config_type_a_missing_folder_and_other_settings(t
     # More epochs into the same folder extends the run.
     extended = trainer.train(_LinearTask(), _config(tmp_path).replace(epochs=4), folder, verbose=0)
     assert extended.run.config.epochs == 4
+
+
+def test_train_saves_the_given_data_config_in_place_of_the_configs_and_refuses_another_type(tmp_path):
+    folder = str(tmp_path / "run")
+    other = DataConfig(dataset=str(tmp_path / "other.json"), images=str(tmp_path / "images"), min_word_count=1, max_words=7)
+    result = trainer.train(_LinearTask(), _config(tmp_path), folder, verbose=0, data_config=other)
+    assert result.run.config.data.dataset == str(tmp_path / "other.json") and result.run.config.data.max_words == 7
+    assert Run.open(folder).config.data == result.run.config.data
+    with pytest.raises(ValueError, match="data_config must be a DataConfig, received dict"):
+        trainer.train(_LinearTask(), _config(tmp_path), str(tmp_path / "run2"), data_config={"dataset": "d.json"})
+    assert not (tmp_path / "run2").exists()

@@ -14,7 +14,7 @@ from PIL import Image
 
 from vsa_tf.align import mrf
 from vsa_tf.align import snippets as snippets_lib
-from vsa_tf.config import AlignmentConfig, DataConfig
+from vsa_tf.config import AlignmentConfig
 from vsa_tf.data import boxes as boxes_lib
 from vsa_tf.data import pipelines
 from vsa_tf.data import validate
@@ -106,13 +106,9 @@ def train_alignment(config, data_config=None, run_dir=None, verbose="auto", step
         a `vsa_tf.jobs.trainer.TrainingResult`; `.test` holds the test retrieval metrics (when there
         is a test split, also saved as `retrieval_test.json`).
     """
-    if not isinstance(config, AlignmentConfig):
-        raise ValueError(f"train_alignment needs an AlignmentConfig, received {type(config).__name__}")
-    if data_config is not None:
-        if not isinstance(data_config, DataConfig):
-            raise ValueError(f"data_config must be a DataConfig, received {type(data_config).__name__}")
-        config = config.replace(data=data_config)
-    return trainer.train(AlignmentTask(), config, run_dir, verbose=verbose, strategy=strategy, steps_per_epoch=steps_per_epoch)
+    return trainer.train(
+        AlignmentTask(), config, run_dir, verbose=verbose, strategy=strategy, steps_per_epoch=steps_per_epoch, data_config=data_config
+    )
 
 
 def load_alignment_run(run_dir):
@@ -166,12 +162,7 @@ def word_region_scores(run, records, data_config, boxes=None, store=None):
 def _split_of_run(run_dir, data_config, split):
     """(loaded run, its data config, the split's records, boxes, feature store) for a snippet job."""
     run = run_folder.as_run(run_dir, "alignment")
-    data_config = run.data_config(data_config)
-    dataset, boxes, store = validate.load_checked_data(data_config, run.model.feature_mode)
-    records = dataset.split(split)
-    if not records:
-        raise ValueError(f"{data_config.dataset}: the {split!r} split is empty")
-    return run, data_config, records, boxes, store
+    return (run, *run_folder.split_data(run, data_config, split))
 
 
 def align_split(run_dir, data_config=None, split="test", beta=1.0, out=None):

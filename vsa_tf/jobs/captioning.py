@@ -194,10 +194,8 @@ def train_captioner(
         a `vsa_tf.jobs.trainer.TrainingResult` whose `.run` holds the best weights (`.test` is None:
         captions are evaluated by `evaluate_captions`).
     """
-    if data_config is not None:
-        config = config.replace(data=data_config)
     task = CaptionTask(snippets_path, cnn_from_alignment, fine_tune_cnn)
-    return trainer.train(task, config, run_dir, verbose=verbose, strategy=strategy)
+    return trainer.train(task, config, run_dir, verbose=verbose, strategy=strategy, data_config=data_config)
 
 
 def _collapse_sample(records, data_config, store, snippets_path, count=COLLAPSE_SAMPLE_IMAGES):

@@ -20,12 +20,6 @@ from vsa_tf.jobs import run_folder
 EXPORT_INFO_FILE = "export.json"
 
 
-def _load(run, expected_kind):
-    """A run folder or a `Run` -> (loaded run, its run folder)."""
-    run = run_folder.as_run(run, expected_kind)
-    return run, run.folder
-
-
 def aligner_signatures(run):
     """`AlignerSignatures` of a loaded alignment run."""
     data = run.config.data
@@ -112,15 +106,15 @@ def export_models(alignment_run=None, caption_run=None, out_dir="saved_models", 
 
     writers = {}  # name -> (write function, info); every run is loaded before the first write
     if alignment_run is not None:
-        run, run_dir = _load(alignment_run, "alignment")
+        run = run_folder.as_run(alignment_run, "alignment")
         signatures = aligner_signatures(run)
         extra = {"max_boxes": signatures.max_boxes, "max_words": signatures.max_words, "image_size": list(signatures.image_size)}
-        writers[layout.ALIGNER_NAME] = _writer(layout.ALIGNER_NAME, version, export_aligner, signatures, run, run_dir, extra)
+        writers[layout.ALIGNER_NAME] = _writer(layout.ALIGNER_NAME, version, export_aligner, signatures, run, run.folder, extra)
     if caption_run is not None:
-        run, run_dir = _load(caption_run, "caption")
+        run = run_folder.as_run(caption_run, "caption")
         signatures = captioner_signatures(run, beam)
         extra = {"beam": signatures.beam_size, "max_length": signatures.max_length, "image_size": list(signatures.image_size)}
-        writers[layout.CAPTIONER_NAME] = _writer(layout.CAPTIONER_NAME, version, export_captioner, signatures, run, run_dir, extra)
+        writers[layout.CAPTIONER_NAME] = _writer(layout.CAPTIONER_NAME, version, export_captioner, signatures, run, run.folder, extra)
 
     paths = layout.write_versions(out_dir, version, {name: write for name, (write, _) in writers.items()}, overwrite=overwrite)
     result = {

@@ -7,7 +7,6 @@ gives Table 1 for a run folder; the score matrix is computed once per call.
 import numpy as np
 
 from vsa_tf.data import pipelines
-from vsa_tf.data import validate
 from vsa_tf.evaluation import retrieval
 from vsa_tf.jobs import run_folder
 
@@ -77,12 +76,7 @@ def retrieval_scores(run_dir, data_config=None, split="test"):
     run = run_folder.as_run(run_dir, features=data_config.features if data_config is not None else None)
     if run.kind not in RETRIEVAL_KINDS:
         raise ValueError(f"{run.folder}: a {run.kind!r} run cannot rank images and sentences")
-    data_config = run.data_config(data_config)
-    feature_mode = getattr(run.model, "feature_mode", "cached" if data_config.features else "pixels")
-    dataset, boxes, store = validate.load_checked_data(data_config, feature_mode)
-    records = dataset.split(split)
-    if not records:
-        raise ValueError(f"{data_config.dataset}: the {split!r} split is empty")
+    data_config, records, boxes, store = run_folder.split_data(run, data_config, split)
     scores, sentence_image = split_scores(run, records, data_config, boxes, store)
     return np.asarray(scores), np.asarray(sentence_image), [record.filename for record in records]
 

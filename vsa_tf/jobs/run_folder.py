@@ -18,6 +18,7 @@ from vsa_tf import training
 from vsa_tf.config import AlignmentConfig, CaptionConfig, EmbeddingConfig, SCNLMConfig, save_config
 from vsa_tf.data import features as features_lib
 from vsa_tf.data import pos_tags as pos_tags_lib
+from vsa_tf.data import validate
 from vsa_tf.data.text import Vocabulary
 from vsa_tf.files import atomic_write_text
 from vsa_tf.jobs import builders
@@ -171,6 +172,30 @@ def read_config_values(folder):
 def run_kind(folder):
     """The kind of the run in `folder` ("alignment", "caption", "embedding" or "scnlm")."""
     return read_config_values(folder)["kind"]
+
+
+def feature_mode(config):
+    """"cached" or "pixels": how a run of `config` reads images (its image encoder's mode; a config
+    without an image side, an SC-NLM's, reads cached features whenever `data.features` is set)."""
+    image = getattr(config, "image", None)
+    if image is not None:
+        return image.mode
+    return "cached" if config.data.features else "pixels"
+
+
+def split_data(run, data_config=None, split="test"):
+    """What evaluating a loaded `run` on a split reads: (data config, records, boxes, feature store).
+
+    `data_config` gives the locations (`Run.data_config`); the data is validated for the run's feature
+    mode and an empty split is refused, naming the captions file.
+    """
+    data_config = run.data_config(data_config)
+    mode = getattr(run.model, "feature_mode", "cached" if data_config.features else "pixels")
+    dataset, boxes, store = validate.load_checked_data(data_config, mode)
+    records = dataset.split(split)
+    if not records:
+        raise ValueError(f"{data_config.dataset}: the {split!r} split is empty")
+    return data_config, records, boxes, store
 
 
 def _with_feature_dim(config, features=None):

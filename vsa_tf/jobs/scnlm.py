@@ -13,7 +13,6 @@ from vsa_tf.config import SCNLMConfig
 from vsa_tf.data import pipelines
 from vsa_tf.data import pos_tags as pos_tags_lib
 from vsa_tf.data import text as text_lib
-from vsa_tf.data import validate
 from vsa_tf.evaluation import captions as caption_metrics
 from vsa_tf.jobs import run_folder, trainer
 from vsa_tf.jobs.builders import build_scnlm_model
@@ -79,15 +78,11 @@ class SCNLMTask(trainer.TrainingTask):
         return super().prepare(config.replace(data=data_config))
 
     def load_data(self, config):
-        dataset, boxes, store = validate.load_checked_data(config.data, "cached" if config.data.features else "pixels")
-        if not dataset.split("train"):
-            raise ValueError(f"{config.data.dataset}: the train split is empty")
+        data = super().load_data(config)
         truth = config.truth if config.tagger == "truth" else None
-        extras = {
-            "tags_by_filename": pos_tags_lib.dataset_tags(dataset, truth_path=truth),
-            "tag_vocabulary": pos_tags_lib.TagVocabulary(),
-        }
-        return trainer.TrainingData(dataset, boxes, store, extras)
+        data.extras["tags_by_filename"] = pos_tags_lib.dataset_tags(data.dataset, truth_path=truth)
+        data.extras["tag_vocabulary"] = pos_tags_lib.TagVocabulary()
+        return data
 
     def build_vocabulary(self, config, data):
         return self.embedding.vocabulary  # the words the embedding run's sentence encoder knows

@@ -17,6 +17,7 @@ import os
 import keras
 
 from vsa_tf import training
+from vsa_tf.config import DataConfig
 from vsa_tf.data import text as text_lib
 from vsa_tf.data import validate
 from vsa_tf.jobs import run_folder
@@ -74,8 +75,7 @@ class TrainingTask:
 
     def load_data(self, config):
         """The validated data (`TrainingData`); a `ValueError` lists every problem, nothing is written yet."""
-        mode = config.image.mode if getattr(config, "image", None) is not None else "pixels"
-        dataset, boxes, store = validate.load_checked_data(config.data, mode)
+        dataset, boxes, store = validate.load_checked_data(config.data, run_folder.feature_mode(config))
         if not dataset.split("train"):
             raise ValueError(f"{config.data.dataset}: the train split is empty")
         return TrainingData(dataset, boxes, store)
@@ -115,7 +115,7 @@ class TrainingTask:
         return None
 
 
-def train(task, config, folder, verbose="auto", strategy="default", steps_per_epoch=None):
+def train(task, config, folder, verbose="auto", strategy="default", steps_per_epoch=None, data_config=None):
     """Trains `task`'s model from `config` into the run folder `folder`.
 
     A folder that already holds a run is resumed or extended only when the new config equals the saved
@@ -130,12 +130,17 @@ def train(task, config, folder, verbose="auto", strategy="default", steps_per_ep
         strategy: "default", "mirrored", "multiworker" (`vsa_tf.training.get_strategy`) or a
             `tf.distribute.Strategy`; `config.batch_size` is the global batch, split across replicas.
         steps_per_epoch: optional cap on the steps of an epoch.
+        data_config: a `DataConfig` replacing `config.data` (and saved in its place); None keeps it.
 
     Returns:
         a `TrainingResult`.
     """
     if not isinstance(config, task.config_class):
         raise ValueError(f"Training a {task.kind!r} run needs a {task.config_class.__name__}, received {type(config).__name__}")
+    if data_config is not None:
+        if not isinstance(data_config, DataConfig):
+            raise ValueError(f"data_config must be a DataConfig, received {type(data_config).__name__}")
+        config = config.replace(data=data_config)
     if not folder:
         raise ValueError(f"Training a {task.kind!r} run needs a run folder, received {folder!r}")
     # First: MultiWorkerMirroredStrategy must be created before TensorFlow runs any op.
