@@ -31,13 +31,37 @@ def test_round_trip_keeps_the_new_fields(tmp_path, config):
 
 
 def test_older_config_files_load_with_defaults(tmp_path):
-    # A run folder written before `optimizer` / `image` existed keeps its old behaviour.
-    for config_class, field_name, default in ((AlignmentConfig, "optimizer", "sgd"), (CaptionConfig, "image", ImageEncoderConfig())):
+    # A run folder written before `optimizer` existed keeps its old behaviour (SGD); a config without `image` gets today's.
+    for config_class, field_name, default in ((AlignmentConfig, "optimizer", "sgd"), (CaptionConfig, "image", ImageEncoderConfig(normalization="layer"))):
         values = config_class().to_dict()
         del values[field_name]
         path = tmp_path / f"{field_name}.json"
         path.write_text(json.dumps(values))
         assert getattr(load_config(config_class, str(path)), field_name) == default
+
+
+def test_configs_of_runs_saved_before_a_field_existed_load_with_the_value_they_were_trained_with(tmp_path):
+    for config_class in (AlignmentConfig, CaptionConfig, EmbeddingConfig):
+        values = config_class().to_dict()
+        del values["patience"]
+        values.pop("image_pretraining", None)
+        path = tmp_path / f"{config_class.__name__}.json"
+        path.write_text(json.dumps(values))
+        loaded = load_config(config_class, str(path))
+        assert loaded.patience == 0  # trained every epoch
+        if config_class is CaptionConfig:
+            assert loaded.image_pretraining == "none"
+    # Today's defaults: early stopping after 5 epochs, Adam 1e-3 for the aligner, a pretrained CNN for the captioner.
+    assert (AlignmentConfig().patience, AlignmentConfig().optimizer, AlignmentConfig().learning_rate) == (5, "adam", 1e-3)
+    assert CaptionConfig().image_pretraining == "alignment"
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True, "3"])
+def test_patience_must_be_a_non_negative_integer(value):
+    with pytest.raises(ValueError, match=re.escape(f"AlignmentConfig.patience must be an integer >= 0 (0 = train every epoch), received {value!r}")):
+        AlignmentConfig(patience=value)
+    with pytest.raises(ValueError, match="CaptionConfig.image_pretraining must be one of \\['alignment', 'none'\\], received 'imagenet'"):
+        CaptionConfig(image_pretraining="imagenet")
 
 
 def test_rejects_unknown_choices_with_the_received_value():

@@ -39,10 +39,16 @@ def test_training_stops_after_patience_epochs_without_improvement_and_stays_stop
     with open(tmp_path / "model.weights.h5.json", encoding="utf-8") as stream:
         assert json.load(stream) == {"monitor": "val_score", "value": 2.0, "epoch": 1}
 
-    # Resumed (e.g. by the same command again): the count is kept, so one more epoch without gain stops it.
+    # Run again (e.g. by the same command): it already stopped, so nothing is trained.
+    model, data = _model_and_data()
+    again = training.fit_model(model, data, run_dir=str(tmp_path), epochs=8, callbacks=[ScriptedMetric(scores)],
+                               monitor="val_score", monitor_mode="max", patience=2, verbose=0)
+    assert again == {} and "training already stopped early" in capsys.readouterr().out
+
+    # Resumed with more patience: the count is kept, so one more epoch without gain stops it.
     model, data = _model_and_data()
     resumed = training.fit_model(model, data, run_dir=str(tmp_path), epochs=8, callbacks=[ScriptedMetric(scores)],
-                                 monitor="val_score", monitor_mode="max", patience=2, verbose=0)
+                                 monitor="val_score", monitor_mode="max", patience=3, verbose=0)
     assert resumed["val_score"] == [1.5]  # the count was not reset by the restart: epoch 5 ends it
 
 

@@ -240,6 +240,30 @@ def migrate_flat_image_fields(values, dropped=()):
     return values
 
 
+# Fields added after runs were saved without them -> the value those runs were trained with
+# (none stopped early; no captioner pretrained its CNN on the alignment objective; every alignment
+# model was trained with SGD before `optimizer` existed).
+FIELDS_OF_OLDER_RUNS = {"patience": 0, "image_pretraining": "none", "optimizer": "sgd"}
+IMAGE_PRETRAININGS = ("alignment", "none")
+
+
+def fill_fields_of_older_runs(values, fields=("patience",)):
+    """Saved config values with each of `fields` that they lack set to its `FIELDS_OF_OLDER_RUNS` value.
+
+    A run saved before a field existed was trained with that value, and its config says so once loaded.
+    """
+    missing = [name for name in fields if name not in values]
+    if not missing:
+        return values
+    return {**values, **{name: FIELDS_OF_OLDER_RUNS[name] for name in missing}}
+
+
+def check_patience(owner, patience):
+    """Raises a ValueError naming `owner` unless `patience` is an int >= 0 (0: no early stopping)."""
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+        raise ValueError(f"{owner}.patience must be an integer >= 0 (0 = train every epoch), received {patience!r}")
+
+
 @dataclasses.dataclass
 class EmbeddingConfig(ConfigMixin):
     """Joint image-sentence embedding of Kiros et al. 2014 (section 2), trained with the ranking loss.
@@ -260,6 +284,7 @@ class EmbeddingConfig(ConfigMixin):
         epochs: passes over the training pairs.
         learning_rate: Adam step size.
         clip_norm: global gradient norm clip (the paper clips at 2).
+        patience: stop when the val loss has not improved for this many epochs; 0 trains every epoch.
         seed: shuffling and initialisation seed.
     """
 
@@ -275,16 +300,18 @@ class EmbeddingConfig(ConfigMixin):
     epochs: int = 10
     learning_rate: float = 2e-3
     clip_norm: float = 2.0
+    patience: int = 5
     seed: int = 0
 
     @classmethod
     def migrate(cls, values):
-        return migrate_flat_image_fields(values, dropped=())
+        return fill_fields_of_older_runs(migrate_flat_image_fields(values, dropped=()))
 
     def __post_init__(self):
         self.data = _data_config(self.data)
         self.image = image_encoder_config(self.image)
         self.image.check_normalization("EmbeddingConfig", ("none",))
+        check_patience("EmbeddingConfig", self.patience)
         if self.kind != "embedding":
             raise ValueError(f"EmbeddingConfig.kind must be 'embedding', received {self.kind!r}")
         if self.encoder not in ("lstm", "linear"):
@@ -316,6 +343,7 @@ class SCNLMConfig(ConfigMixin):
         batch_size: sentences per batch.
         epochs: passes over the training sentences.
         learning_rate: Adam step size.
+        patience: stop when the val loss has not improved for this many epochs; 0 trains every epoch.
         seed: shuffling, initialisation and structure-sampling seed.
     """
 
@@ -332,10 +360,16 @@ class SCNLMConfig(ConfigMixin):
     batch_size: int = 64
     epochs: int = 10
     learning_rate: float = 2e-3
+    patience: int = 5
     seed: int = 0
+
+    @classmethod
+    def migrate(cls, values):
+        return fill_fields_of_older_runs(values)
 
     def __post_init__(self):
         self.data = _data_config(self.data)
+        check_patience("SCNLMConfig", self.patience)
         if self.kind != "scnlm":
             raise ValueError(f"SCNLMConfig.kind must be 'scnlm', received {self.kind!r}")
         if self.tagger not in ("truth", "lexicon"):
@@ -365,17 +399,19 @@ class AlignmentConfig(ConfigMixin):
         margin: margin of the ranking loss (eq. 9; the paper: 1).
         hardest_negative: use only the hardest negative of each row/column (VSE++).
         warmup_epochs: epochs of the summed loss before switching to the hardest negative.
-        optimizer: "sgd" (the paper: SGD with momentum) or "adam" (AdamW when weight_decay > 0); Adam's
-            steps do not grow with the summed loss, which makes it the robust choice on pretrained
-            features (Flickr8k: see benchmarks/flickr8k.py).
-        learning_rate: step size. With SGD the loss is summed over the batch's B(B-1) pairs, so it is small
-            (1e-3 kills the ReLUs of the from-scratch backbone at batch 50-100; 1e-4 trains); Adam: 2e-4.
+        optimizer: "adam" (AdamW when weight_decay > 0; the default: its steps do not grow with the
+            summed loss, and it led the sweep of benchmarks/default_settings.py on synthetic worlds of
+            new seeds, docs/results.md) or "sgd" (the paper's SGD with momentum).
+        learning_rate: step size: 1e-3 with Adam (the default). With SGD the loss is summed over the
+            batch's B(B-1) pairs, so it must be small (1e-3 kills the ReLUs of the from-scratch backbone
+            at batch 50-100; 1e-4 trains).
         momentum: SGD momentum (the paper: 0.9).
         clip_value: element-wise gradient clipping (the paper: 5).
         dropout: dropout rate on every non-recurrent connection.
         weight_decay: decoupled weight decay of the optimizer.
         batch_size: image-sentence pairs per batch (the paper: 100).
-        epochs: passes over the training pairs.
+        epochs: the most passes over the training pairs (with `patience`, a budget rather than a count).
+        patience: stop when the val recall sum has not improved for this many epochs; 0 trains every epoch.
         seed: shuffling and initialisation seed.
         word_vectors: optional pretrained word vectors file that initialises the word embedding.
         freeze_word_vectors: keep pretrained word vectors fixed.
@@ -393,14 +429,15 @@ class AlignmentConfig(ConfigMixin):
     margin: float = 1.0
     hardest_negative: bool = False
     warmup_epochs: int = 0
-    optimizer: str = "sgd"
-    learning_rate: float = 1e-4
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
     momentum: float = 0.9
     clip_value: float = 5.0
     dropout: float = 0.25
     weight_decay: float = 1e-5
     batch_size: int = 100
-    epochs: int = 10
+    epochs: int = 30
+    patience: int = 5
     seed: int = 0
     word_vectors: typing.Optional[str] = None
     freeze_word_vectors: bool = False
@@ -408,12 +445,13 @@ class AlignmentConfig(ConfigMixin):
 
     @classmethod
     def migrate(cls, values):
-        return migrate_flat_image_fields(values, dropped=("beta",))
+        return fill_fields_of_older_runs(migrate_flat_image_fields(values, dropped=("beta",)), ("patience", "optimizer"))
 
     def __post_init__(self):
         self.data = _data_config(self.data)
         self.image = image_encoder_config(self.image)
         self.image.check_normalization("AlignmentConfig", ("none", "l2"))
+        check_patience("AlignmentConfig", self.patience)
         choices = {
             "kind": ("alignment",),
             "sentence_encoder": ("brnn", "bag_of_words"),
@@ -441,9 +479,10 @@ class CaptionConfig(ConfigMixin):
         data: where the dataset lives and how it becomes tensors (the image side uses R = 1).
         image: the image side (`ImageEncoderConfig`): pixels (backbone + RoIAlign of the whole image or
             the snippet's box) or cached whole-image features (full-frame runs only; `feature_dim`
-            recorded at training time), and "none" (the paper's eq. 13 as written) or "layer"
-            normalisation of CNN(I) before W_hi (keeps b_v at the scale of W_hx x_1 whatever the
-            CNN's feature scale).
+            recorded at training time), and "layer" (the default) or "none" (the paper's eq. 13 as
+            written) normalisation of CNN(I) before W_hi. "layer" keeps b_v at the scale of W_hx x_1
+            whatever the CNN's feature scale: with "none", a captioner on a pretrained CNN wrote 1
+            distinct greedy caption for 64 val images after 4 epochs, with "layer" 38 (docs/results.md).
         hidden_dim: size of the hidden state h_t (the paper: 512).
         embedding_dim: size of the word embeddings x_t.
         cell: "rnn" (the ReLU RNN of eq. 14) or "lstm" (for comparison).
@@ -455,7 +494,14 @@ class CaptionConfig(ConfigMixin):
         rho: RMSprop decay of the squared-gradient average.
         clip_value: element-wise gradient clipping (the paper: 5).
         batch_size: image-sentence pairs per batch.
-        epochs: passes over the training pairs.
+        epochs: the most passes over the training pairs (with `patience`, a budget rather than a count).
+        patience: stop when the val loss has not improved for this many epochs; 0 trains every epoch.
+        image_pretraining: how a from-scratch CNN in pixel mode (no `image.weights`, no alignment run
+            given) learns to see: "alignment" (the default) first trains an alignment model (eqs. 1-9,
+            `image_pretraining_config`) on the same data and keeps its CNN fixed under the captioner
+            (fine-tuned at this learning rate, the features collapsed again); "none" trains the CNN from the image bias of eq. 14 alone, which on synthetic worlds of
+            new seeds wrote one sentence for nearly every image (docs/results.md).
+        image_pretraining_epochs: epoch budget of that alignment model (its patience applies).
         beam_size: beam width used by `caption` and `evaluate-captions` (the paper: 7).
         max_length: most tokens generated after START, END included (17 = 16 words + END).
         length_normalization: exponent alpha of the beam length penalty ((5 + length) / 6) ** alpha; 0 = off.
@@ -466,7 +512,7 @@ class CaptionConfig(ConfigMixin):
 
     kind: str = "caption"
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    image: ImageEncoderConfig = dataclasses.field(default_factory=ImageEncoderConfig)
+    image: ImageEncoderConfig = dataclasses.field(default_factory=lambda: ImageEncoderConfig(normalization="layer"))
     hidden_dim: int = 512
     embedding_dim: int = 256
     cell: str = "rnn"
@@ -477,7 +523,10 @@ class CaptionConfig(ConfigMixin):
     rho: float = 0.9
     clip_value: float = 5.0
     batch_size: int = 100
-    epochs: int = 10
+    epochs: int = 20
+    patience: int = 5
+    image_pretraining: str = "alignment"
+    image_pretraining_epochs: int = 15
     beam_size: int = 7
     max_length: int = 17
     length_normalization: float = 0.0
@@ -487,21 +536,23 @@ class CaptionConfig(ConfigMixin):
 
     @classmethod
     def migrate(cls, values):
-        return migrate_flat_image_fields(values, dropped=())
+        return fill_fields_of_older_runs(migrate_flat_image_fields(values, dropped=()), ("patience", "image_pretraining"))
 
     def __post_init__(self):
         self.data = _data_config(self.data)
         self.image = image_encoder_config(self.image)
         self.image.check_normalization("CaptionConfig", ("none", "layer"))
+        check_patience("CaptionConfig", self.patience)
         choices = {
             "kind": ("caption",),
             "cell": ("rnn", "lstm"),
             "image_conditioning": ("bias", "input"),
+            "image_pretraining": IMAGE_PRETRAININGS,
         }
         for field_name, allowed in choices.items():
             if getattr(self, field_name) not in allowed:
                 raise ValueError(f"CaptionConfig.{field_name} must be one of {list(allowed)}, received {getattr(self, field_name)!r}")
-        for field_name in ("hidden_dim", "embedding_dim", "batch_size", "epochs", "beam_size", "max_length"):
+        for field_name in ("hidden_dim", "embedding_dim", "batch_size", "epochs", "image_pretraining_epochs", "beam_size", "max_length"):
             if int(getattr(self, field_name)) < 1:
                 raise ValueError(f"CaptionConfig.{field_name} must be >= 1, received {getattr(self, field_name)!r}")
         if not 0.0 <= self.dropout < 1.0:

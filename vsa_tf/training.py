@@ -221,6 +221,10 @@ def fit_model(
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, received {epochs}")
+    if patience is not None and _stopped_before(run_dir, monitor, patience):
+        print(f"{run_dir}: training already stopped early ({monitor} last improved more than {patience} epoch(s) "
+              "before its last epoch); nothing to train (raise patience to go on)", flush=True)
+        return {}
     nan_guard = NanGuard()
     callbacks = _assemble_callbacks(callbacks, run_dir, monitor, monitor_mode, patience, nan_guard)
     started = time.time()
@@ -233,6 +237,26 @@ def fit_model(
     if run_dir is not None:
         _write_status(run_dir, {"status": "finished", "epochs": epochs, "seconds": round(time.time() - started, 2)})
     return history
+
+
+def _stopped_before(run_dir, monitor, patience):
+    """Whether the run in `run_dir` already trained `patience` epochs past its best `monitor` value.
+
+    Read from the best-weights record and the rows of `history.csv`, so a finished run that stopped
+    early is not trained one more epoch each time its command is run again.
+    """
+    if run_dir is None:
+        return False
+    record_path, history_path = os.path.join(run_dir, BEST_WEIGHTS + ".json"), os.path.join(run_dir, HISTORY_FILE)
+    if not (os.path.exists(record_path) and os.path.exists(history_path)):
+        return False
+    with open(record_path, encoding="utf-8") as stream:
+        record = json.load(stream)
+    if record.get("monitor") != monitor or record.get("epoch") is None:
+        return False
+    with open(history_path, encoding="utf-8") as stream:
+        epochs_done = max(sum(1 for line in stream if line.strip()) - 1, 0)  # minus the header
+    return epochs_done - 1 - int(record["epoch"]) >= int(patience)
 
 
 def _assemble_callbacks(callbacks, run_dir, monitor, monitor_mode, patience, nan_guard):

@@ -45,7 +45,8 @@ def world(tmp_path_factory):
     with open(snippets_path, "w") as stream:
         json.dump(_snippets_from_truth(world), stream)
     data = DataConfig(dataset=os.path.join(world, "dataset.json"), images=os.path.join(world, "images"), image_size=(32, 32), min_word_count=1)
-    config = CaptionConfig(hidden_dim=16, embedding_dim=8, image=ImageEncoderConfig(filters=(4, 8)), batch_size=32, epochs=2, beam_size=3, max_length=10, learning_rate=3e-3)
+    config = CaptionConfig(hidden_dim=16, embedding_dim=8, image=ImageEncoderConfig(filters=(4, 8)), batch_size=32, epochs=2, beam_size=3, max_length=10, learning_rate=3e-3,
+                           image_pretraining="none")
     return {"root": root, "world": world, "snippets": snippets_path, "data": data, "config": config}
 
 
@@ -244,6 +245,37 @@ def test_captioner_reads_the_alignment_models_cnn_kept_fixed(world, tmp_path):
     assert not np.allclose(np.asarray(tuned.model.image_features(batch)), expected, rtol=1e-3, atol=1e-4)
     with pytest.raises(ValueError, match="fine_tune_cnn trains the CNN taken from an alignment run; give cnn_from_alignment too"):
         captioning.train_captioner(config, data, str(tmp_path / "unused"), fine_tune_cnn=True)
+
+
+def test_a_from_scratch_cnn_is_pretrained_on_the_alignment_objective_by_default(world, tmp_path, capsys):
+    from vsa_tf.jobs import alignment
+
+    config = world["config"].replace(epochs=1, image_pretraining="alignment", image_pretraining_epochs=1)
+    assert captioning.pretrains_cnn(config)
+    pretraining = captioning.image_pretraining_config(config)
+    assert (pretraining.epochs, pretraining.optimizer, pretraining.image.filters, pretraining.seed) == (1, "adam", (4, 8), config.seed)
+    assert pretraining.image.normalization == "none" and pretraining.image.weights is None
+
+    run_dir = str(tmp_path / "caption")
+    run = captioning.train_captioner(config, world["data"], run_dir, verbose=0).run
+    assert "an alignment model is trained first" in capsys.readouterr().err
+    aligner = alignment.load_alignment_run(os.path.join(run_dir, captioning.IMAGE_PRETRAINING_DIR))
+    assert aligner.config.image.filters == (4, 8) and aligner.config.data.image_size == (32, 32)
+    assert run.config.image_pretraining == "alignment" and run.config.image.frozen is True
+    assert run.config.image.weights == os.path.join(run_dir, captioning.ALIGNMENT_CNN_FILE)
+    # Resumed with the same settings: the finished pretraining is reused, the saved config is unchanged.
+    again = captioning.train_captioner(config, world["data"], run_dir, verbose=0).run
+    assert again.config == run.config
+
+    # A trained CNN given, cached features or image_pretraining="none": no pretraining, and the config says so.
+    assert not captioning.pretrains_cnn(config, cnn_from_alignment=run_dir)
+    assert not captioning.pretrains_cnn(config.replace(data=world["data"].replace(features="features")))
+    assert not captioning.pretrains_cnn(config.replace(image=config.image.replace(weights="cnn.weights.h5")))
+    plain = captioning.train_captioner(config.replace(image_pretraining="none"), world["data"], str(tmp_path / "plain"), verbose=0).run
+    assert plain.config.image_pretraining == "none"
+    assert not os.path.exists(os.path.join(plain.folder, captioning.IMAGE_PRETRAINING_DIR))
+    with pytest.raises(ValueError, match="image_pretraining_config needs a CaptionConfig, received AlignmentConfig"):
+        captioning.image_pretraining_config(pretraining)
 
 
 def test_training_validates_the_data_before_writing(world, tmp_path):

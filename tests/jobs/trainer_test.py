@@ -119,3 +119,24 @@ def test_train_saves_the_given_data_config_in_place_of_the_configs_and_refuses_a
     with pytest.raises(ValueError, match="data_config must be a DataConfig, received dict"):
         trainer.train(_LinearTask(), _config(tmp_path), str(tmp_path / "run2"), data_config={"dataset": "d.json"})
     assert not (tmp_path / "run2").exists()
+
+
+class _StuckTask(_LinearTask):
+    """The regression task with a learning rate of 0: the val loss never improves after the first epoch."""
+
+    def build_model(self, run, train_batches):
+        model = super().build_model(run, train_batches)
+        model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+        return model
+
+
+def test_train_stops_after_the_configs_patience_and_a_rerun_may_change_it(tmp_path):
+    folder = str(tmp_path / "run")
+    result = trainer.train(_StuckTask(), _config(tmp_path, patience=2).replace(epochs=10), folder, verbose=0)
+    assert len(result.history["loss"]) == 3  # the best epoch, then 2 without improvement
+    # `patience` may change between runs into one folder; the count goes on from the best epoch (the first).
+    trainer.train(_StuckTask(), _config(tmp_path, patience=4).replace(epochs=10), folder, verbose=0)
+    with open(os.path.join(folder, "history.csv")) as stream:
+        assert [line.split(",")[0] for line in stream.read().split()[1:]] == ["0", "1", "2", "3", "4"]
+    everything = trainer.train(_StuckTask(), _config(tmp_path, patience=0).replace(epochs=6), str(tmp_path / "all"), verbose=0)
+    assert len(everything.history["loss"]) == 6

@@ -63,6 +63,7 @@ FIELD_CHOICES = {
     "optimizer": ("sgd", "adam"),
     "cell": ("rnn", "lstm"),
     "image_conditioning": ("bias", "input"),
+    "image_pretraining": config_lib.IMAGE_PRETRAININGS,
     "encoder": ("lstm", "linear"),
     "tagger": ("truth", "lexicon"),
 }

@@ -201,6 +201,8 @@ def _train_aligners(config, data, folders):
         data=data, region_dim=config.region_dim, embedding_dim=min(300, 4 * config.region_dim // 2),
         hidden_dim=config.region_dim, epochs=config.alignment_epochs, batch_size=config.alignment_batch_size,
         image=ImageEncoderConfig(pool_size=config.pool_size), seed=config.seed,
+        # The demo's figures (docs/results.md) were measured with the paper's SGD, every epoch trained.
+        optimizer="sgd", learning_rate=1e-4, patience=0,
     )
     brnn = alignment_job.train_alignment(alignment_config, run_dir=folders.brnn, verbose=2).run
     alignment_job.train_alignment(alignment_config.replace(sentence_encoder="bag_of_words"), run_dir=folders.bag_of_words, verbose=2)
@@ -245,7 +247,7 @@ def _train_captioners(config, data, folders):
         hidden_dim=config.caption_hidden, embedding_dim=config.caption_hidden, epochs=config.caption_epochs,
         batch_size=config.caption_batch_size, beam_size=config.beam_size, seed=config.seed,
         image=ImageEncoderConfig(pool_size=config.pool_size, normalization="layer"), dropout=0.2,
-        learning_rate=config.caption_learning_rate,
+        learning_rate=config.caption_learning_rate, patience=0,
     )
     caption_job.train_captioner(caption_config, run_dir=folders.full_frame, verbose=2, cnn_from_alignment=folders.brnn, fine_tune_cnn=True)
     merged_snippets = os.path.join(folders.runs, "snippets_train_val.json")
@@ -394,6 +396,7 @@ def _embedding_demo(config, data, runs_dir, figures_dir, truth_path, dataset):
             data=data, encoder=encoder, embedding_dim=config.region_dim, word_dim=config.region_dim // 2,
             epochs=config.embedding_epochs, batch_size=config.alignment_batch_size, seed=config.seed,
             image=ImageEncoderConfig(pooling="average"),  # the demo's embedding figures were measured with averaged bins
+            patience=0,
         )
         trained = embedding_job.train_embedding(embedding_config, run_dir, verbose=2)
         results["retrieval"][f"Kiros {encoder}"] = trained.test  # the test split, scored once by the trainer

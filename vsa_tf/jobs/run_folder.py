@@ -33,10 +33,11 @@ CONFIG_CLASSES = {"alignment": AlignmentConfig, "caption": CaptionConfig, "embed
 
 # The fields of a config that a re-run into an existing run folder may change. `epochs`: a re-run
 # resumes an interrupted run or trains a finished one on up to the new count (BackupAndRestore);
+# `patience`: when to stop early (the count survives a resume, `vsa_tf.training.PatienceStopping`);
 # `jit_compile`: compiling the step with XLA computes the same model. Every other field shapes the
 # model, its vocabulary, its data or its optimisation, so the saved weights would not fit it (or the
 # folder would mix two runs).
-RESUMABLE_FIELDS = ("epochs", "jit_compile")
+RESUMABLE_FIELDS = ("epochs", "patience", "jit_compile")
 DATA_PATH_FIELDS = ("dataset", "images", "boxes", "features")
 # How a captions file splits (`DataConfig.split_of_file` / `split_files`): they belong to one file.
 SPLIT_OPTION_FIELDS = ("split_of_file", "split_files")

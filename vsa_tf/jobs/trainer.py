@@ -4,7 +4,8 @@
 
     validate the data → build the vocabulary → check the folder (same settings) → save config +
     vocabulary → build the datasets → build and compile the model in the strategy's scope → fit
-    (`vsa_tf.training.fit_model`: backups, best weights, history) → load the best weights →
+    (`vsa_tf.training.fit_model`: backups, best weights, history, early stopping after `config.patience`
+    epochs without a better monitored value) → load the best weights →
     evaluate on the test split → `TrainingResult`
 
 A `TrainingTask` subclass fills in what differs between models (its model, datasets, callbacks and
@@ -163,6 +164,7 @@ def train(task, config, folder, verbose="auto", strategy="default", steps_per_ep
     history = training.fit_model(
         model, train_batches, validation_batches, run_dir=run.folder, epochs=config.epochs, callbacks=callbacks,
         monitor=monitor, monitor_mode=monitor_mode, steps_per_epoch=steps_per_epoch, verbose=verbose, strategy=strategy,
+        patience=config.patience or None,
     )
     run = run.replace(model=model, extras=task.run_extras(data))
     if os.path.exists(run.weights_path):  # the best epoch's weights

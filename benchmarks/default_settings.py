@@ -1,0 +1,156 @@
+"""Benchmark: what each command's defaults give on synthetic worlds of seeds nobody tuned on (issue 14).
+
+For every world (`SEED:MIN_SIDE:MAX_SIDE`, generated with `vsa_tf.data.synthetic.generate_world`,
+800 images split 640 / 80 / 80) and every named setting, trains with only the data options given,
+as a new user would, and prints one JSON row:
+
+- stage `align` (`train-align --dataset --images --boxes`): best val recall sum (R@1+5+10 both ways,
+  the checkpoint monitor), epochs trained, test annotation / search R@1, val phrase accuracy of the
+  β = 1 MRF snippets against the world's truth (head word in a snippet with IoU >= 0.5), seconds.
+  Settings: "defaults" (`AlignmentConfig()`), "paper_sgd" (SGD 1e-4 momentum 0.9, the paper's),
+  "adam_2e-4"; each non-default one at the same 12-epoch budget as the sweep that chose the defaults.
+- stage `caption` (`train-caption --dataset --images`, then `evaluate-captions --split test --beam 7`):
+  CIDEr of the captioner and of the nearest-neighbour baseline, distinct and verbatim fractions,
+  seconds. Settings: "defaults" and "no_pretraining" (`image_pretraining="none"`: the CNN learns from
+  the image bias alone, what the defaults were before issue 14).
+
+The limit it checks: `defaults` within 3 points of the best setting of its world on the val recall sum
+and on phrase accuracy (align); >= 50 % distinct test captions and CIDEr above the nearest-neighbour
+baseline (caption). Rows are kept in OUT/results.json, so a killed run resumes with the next row.
+
+    .venv/bin/python benchmarks/default_settings.py --out /tmp/defaults --stage caption
+    .venv/bin/python benchmarks/default_settings.py --out /tmp/defaults --stage align --worlds 101:120:160 202:96:128
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from vsa_tf.config import AlignmentConfig, CaptionConfig, DataConfig  # noqa: E402
+from vsa_tf.data.synthetic import generate_world  # noqa: E402
+from vsa_tf.evaluation.alignment import evaluate_alignment, read_truth  # noqa: E402
+from vsa_tf.files import atomic_write_text  # noqa: E402
+from vsa_tf.jobs import alignment as alignment_job  # noqa: E402
+from vsa_tf.jobs import captioning as caption_job  # noqa: E402
+
+DEFAULT_WORLDS = ("101:120:160", "202:96:128", "303:64:96")
+SPLIT_COUNTS = (640, 80, 80)
+SWEEP_EPOCHS = 12
+ALIGN_SETTINGS = {
+    "defaults": {},
+    "paper_sgd": {"optimizer": "sgd", "learning_rate": 1e-4, "epochs": SWEEP_EPOCHS, "patience": 0},
+    "adam_2e-4": {"optimizer": "adam", "learning_rate": 2e-4, "epochs": SWEEP_EPOCHS, "patience": 0},
+}
+CAPTION_SETTINGS = {"defaults": {}, "no_pretraining": {"image_pretraining": "none"}}
+LIMIT_POINTS = 3.0
+
+
+def world_folder(out_dir, spec):
+    """Generates (once) the world of `spec` = "SEED:MIN_SIDE:MAX_SIDE" and returns its folder."""
+    try:
+        seed, min_side, max_side = (int(part) for part in spec.split(":"))
+    except ValueError:
+        raise ValueError(f"--worlds: expected SEED:MIN_SIDE:MAX_SIDE, received {spec!r}") from None
+    folder = os.path.join(out_dir, f"world_{seed}_{min_side}x{max_side}")
+    if not os.path.exists(os.path.join(folder, "dataset.json")):
+        generate_world(folder, seed=seed, num_images=sum(SPLIT_COUNTS), split_counts=SPLIT_COUNTS, min_side=min_side, max_side=max_side, overwrite=True)
+    return folder
+
+
+def data_config(world, boxes):
+    return DataConfig(
+        dataset=os.path.join(world, "dataset.json"), images=os.path.join(world, "images"),
+        boxes=os.path.join(world, "boxes.json") if boxes else None,
+    )
+
+
+def align_row(world, run_dir, overrides):
+    config = AlignmentConfig(data=data_config(world, boxes=True)).replace(**overrides)
+    result = alignment_job.train_alignment(config, run_dir=run_dir, verbose=2)
+    recall_sums = [value for value in result.history.get("val_recall_sum", []) if value is not None]
+    snippets = alignment_job.align_split(result.run, split="val", beta=1.0)
+    accuracy = evaluate_alignment(snippets, read_truth(os.path.join(world, "truth.json")))
+    test = result.test or {}
+    return {
+        "best_val_recall_sum": round(max(recall_sums), 1) if recall_sums else None,
+        "epochs_trained": len(result.history.get("loss", [])),
+        "epochs_budget": config.epochs,
+        "val_phrase_accuracy": round(accuracy["phrase_accuracy"], 3),
+        "test_annotation_r1": (test.get("image_annotation") or {}).get("r1"),
+        "test_search_r1": (test.get("image_search") or {}).get("r1"),
+    }
+
+
+def caption_row(world, run_dir, overrides):
+    config = CaptionConfig(data=data_config(world, boxes=False)).replace(**overrides)
+    caption_job.train_captioner(config, run_dir=run_dir, verbose=2)
+    report = caption_job.evaluate_captions(run_dir, split="test", beam=7)
+    return {
+        "cider": round(report["model"]["CIDEr"], 3),
+        "nearest_neighbour_cider": round(report["nearest_neighbour"]["CIDEr"], 3),
+        "distinct_fraction": round(report["distinct_fraction"], 3),
+        "verbatim_fraction": round(report["verbatim_fraction"], 3),
+        "image_pretraining": config.image_pretraining,
+    }
+
+
+def check(rows, stage):
+    """Per world: whether the defaults meet the stated limit (None until every setting is measured)."""
+    verdicts = {}
+    for world in sorted({row["world"] for row in rows}):
+        mine = {row["setting"]: row for row in rows if row["world"] == world}
+        if "defaults" not in mine:
+            continue
+        default = mine["defaults"]
+        if stage == "caption":
+            verdicts[world] = default["distinct_fraction"] >= 0.5 and default["cider"] > default["nearest_neighbour_cider"]
+            continue
+        best_sum = max(row["best_val_recall_sum"] or 0 for row in mine.values())
+        best_accuracy = max(row["val_phrase_accuracy"] for row in mine.values())
+        verdicts[world] = (
+            (default["best_val_recall_sum"] or 0) >= best_sum - LIMIT_POINTS
+            and 100 * default["val_phrase_accuracy"] >= 100 * best_accuracy - LIMIT_POINTS
+        )
+    return verdicts
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="working folder (worlds, runs, results.json)")
+    parser.add_argument("--stage", required=True, choices=("align", "caption"))
+    parser.add_argument("--worlds", nargs="+", default=list(DEFAULT_WORLDS), metavar="SEED:MIN:MAX")
+    parser.add_argument("--settings", nargs="+", default=None, help="setting names (default: all of the stage)")
+    args = parser.parse_args(argv)
+    settings = ALIGN_SETTINGS if args.stage == "align" else CAPTION_SETTINGS
+    names = args.settings or list(settings)
+    unknown = sorted(set(names) - set(settings))
+    if unknown:
+        raise SystemExit(f"--settings: unknown {unknown}; the {args.stage} stage has {sorted(settings)}")
+    os.makedirs(args.out, exist_ok=True)
+    results_path = os.path.join(args.out, "results.json")
+    rows = json.load(open(results_path, encoding="utf-8")) if os.path.exists(results_path) else []
+    for spec in args.worlds:
+        world = world_folder(args.out, spec)
+        for name in names:
+            if any(row["stage"] == args.stage and row["world"] == spec and row["setting"] == name for row in rows):
+                continue
+            print(f"[{args.stage}] world {spec}, setting {name}", file=sys.stderr, flush=True)
+            started = time.time()
+            run_dir = os.path.join(args.out, "runs", f"{args.stage}_{os.path.basename(world)}_{name}")
+            measure = align_row if args.stage == "align" else caption_row
+            row = {"stage": args.stage, "world": spec, "setting": name, **measure(world, run_dir, settings[name])}
+            row["seconds"] = round(time.time() - started, 1)
+            rows.append(row)
+            atomic_write_text(results_path, json.dumps(rows, indent=2) + "\n")
+            print(json.dumps(row), flush=True)
+    stage_rows = [row for row in rows if row["stage"] == args.stage]
+    print(json.dumps({"stage": args.stage, "defaults_meet_the_limit": check(stage_rows, args.stage)}))
+
+
+if __name__ == "__main__":
+    main()
