@@ -10,6 +10,7 @@ COMMAND_MODULES = (
     "vsa_tf.commands.data",
     "vsa_tf.commands.align",
     "vsa_tf.commands.alignment_eval",
+    "vsa_tf.commands.proposals",
     "vsa_tf.commands.caption",
     "vsa_tf.commands.embedding",
     "vsa_tf.commands.export",
