@@ -4,6 +4,7 @@ Building the parsers imports no TensorFlow (`vsa-tf --help` stays fast): the han
 """
 
 import argparse
+import json
 import sys
 
 COMMAND_MODULES = (
@@ -64,3 +65,13 @@ def boxes_argument(value):
     return NO_BOXES if value.strip().lower() in ("", "none") else value
 
 
+
+
+def print_json(result, json_path=None):
+    """Prints `result` as indented JSON and, when `json_path` is given, also writes it there atomically."""
+    from vsa_tf.files import atomic_write_text
+
+    text = json.dumps(result, indent=2)
+    if json_path:
+        atomic_write_text(json_path, text + "\n")
+    print(text)

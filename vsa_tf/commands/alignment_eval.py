@@ -1,6 +1,6 @@
 """`vsa-tf evaluate-alignment`: accuracy of MRF snippets against the synthetic world's truth.json."""
 
-import json
+from vsa_tf.commands import print_json
 
 
 def register(subparsers):
@@ -21,13 +21,9 @@ def register(subparsers):
 
 def run_evaluate_alignment(args):
     from vsa_tf.align.snippets import read_snippets
-    from vsa_tf.config import atomic_write_text
     from vsa_tf.evaluation.alignment import evaluate_alignment, read_truth
 
     result = evaluate_alignment(read_snippets(args.snippets), read_truth(args.truth), args.iou_threshold)
     result["snippets"] = args.snippets
-    text = json.dumps(result, indent=2)
-    if args.json_path:
-        atomic_write_text(args.json_path, text + "\n")
-    print(text)
+    print_json(result, args.json_path)
     return 0

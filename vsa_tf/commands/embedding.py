@@ -6,17 +6,8 @@ The joint embedding and SC-NLM of Kiros et al. 2014; handlers parse and call `vs
 import json
 
 from vsa_tf import config
-from vsa_tf.commands import add_out_argument, add_strategy_argument
+from vsa_tf.commands import add_out_argument, add_strategy_argument, print_json
 from vsa_tf.commands.config_arguments import add_config_arguments, config_from_arguments
-
-
-def _print(result, json_path=None):
-    from vsa_tf.files import atomic_write_text
-
-    text = json.dumps(result, indent=2)
-    if json_path:
-        atomic_write_text(json_path, text + "\n")
-    print(text)
 
 
 def _add_dataset_location(parser, required=False):
@@ -97,7 +88,7 @@ def run_train_embedding(args):
 
     embedding_config = config_from_arguments(args, config.EmbeddingConfig)
     result = embedding.train_embedding(embedding_config, args.out, verbose=2, strategy=args.strategy)
-    _print({"run": result.run.folder, "test": result.test})
+    print_json({"run": result.run.folder, "test": result.test})
     return 0
 
 
@@ -120,7 +111,7 @@ def run_evaluate_arithmetic(args):
     from vsa_tf.jobs import embedding
 
     result = embedding.evaluate_arithmetic(args.run, args.truth, args.dataset, args.images, split=args.split, top=args.top)
-    _print(result, args.json_path)
+    print_json(result, args.json_path)
     return 0
 
 
@@ -136,7 +127,7 @@ def run_train_scnlm(args):
         image_size = tuple(embedding_data.get("image_size", scnlm_config.data.image_size))
         scnlm_config = scnlm_config.replace(data=scnlm_config.data.replace(image_size=image_size))
     result = scnlm.train_scnlm(scnlm_config, args.out, verbose=2, strategy=args.strategy)
-    _print({"run": result.run.folder, "final": {key: values[-1] for key, values in result.history.items() if values}})
+    print_json({"run": result.run.folder, "final": {key: values[-1] for key, values in result.history.items() if values}})
     return 0
 
 

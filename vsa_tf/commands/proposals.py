@@ -1,8 +1,6 @@
 """`vsa-tf evaluate-proposals`: recall of a boxes file's top-K boxes against a truth.json, beside two baselines."""
 
-import json
-
-from vsa_tf.commands import boxes_argument
+from vsa_tf.commands import boxes_argument, print_json
 
 
 def register(subparsers):
@@ -24,7 +22,6 @@ def register(subparsers):
 
 
 def run_evaluate_proposals(args):
-    from vsa_tf.config import atomic_write_text
     from vsa_tf.evaluation import proposals
 
     if not args.boxes:
@@ -32,8 +29,5 @@ def run_evaluate_proposals(args):
     recall_at = tuple(args.recall_at) if args.recall_at else proposals.RECALL_AT
     result = proposals.evaluate_proposals(args.boxes, args.truth, recall_at=recall_at, iou_threshold=args.iou_threshold)
     result["boxes"] = args.boxes
-    text = json.dumps(result, indent=2)
-    if args.json_path:
-        atomic_write_text(args.json_path, text + "\n")
-    print(text)
+    print_json(result, args.json_path)
     return 0
