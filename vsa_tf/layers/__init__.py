@@ -6,6 +6,11 @@ Image side:
 - `region_features.RegionFeatureExtractor`: backbone once per image + RoIAlign -> [B, R, D].
 - `region_encoder.RegionEncoder`: v = W_m CNN(I_b) + b_m (Karpathy & Fei-Fei 2015, eq. 1).
 
+Region proposals (Ren et al. 2015, the RPN of Faster R-CNN; anchors from keras-cv's `AnchorGenerator`):
+- `region_proposal_head.RegionProposalHead`: objectness logit and box deltas per anchor.
+- `proposal_targets.ProposalTargets`: anchors matched to boxes by IoU, sampled, encoded as deltas.
+- `proposal_decoder.ProposalDecoder`: decoded, clipped, NMS-filtered top-K proposals.
+
 Sentence side:
 - `brnn.BidirectionalRNNEncoder`: the bidirectional ReLU RNN (Karpathy & Fei-Fei 2015, eqs. 2-6).
 - `bag_of_words.BagOfWordsEncoder`: the bag-of-words ablation.
