@@ -1,0 +1,60 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from vsa_tf.evaluation.proposals import proposal_recall
+from vsa_tf.models.proposal_model import ProposalModel, anchor_boxes
+
+
+def _scenes(count, seed=0, size=32, stride=4):
+    """Feature maps that light up inside one square object per image, and that object's box."""
+    rng = np.random.default_rng(seed)
+    cells = size // stride
+    maps, boxes = np.zeros((count, cells, cells, 3), "float32"), np.zeros((count, 1, 4), "float32")
+    for index in range(count):
+        side = int(rng.integers(2, 5))
+        x, y = (int(value) for value in rng.integers(0, cells - side + 1, size=2))
+        maps[index, y: y + side, x: x + side, 0] = 1.0
+        maps[index, ..., 1] = rng.normal(0, 0.1, (cells, cells))
+        boxes[index, 0] = [x * stride, y * stride, (x + side) * stride, (y + side) * stride]
+    return maps, boxes
+
+
+def test_anchors_are_keras_cv_anchors_in_the_heads_order():
+    anchors = anchor_boxes((16, 24), stride=8, sizes=(16,), aspect_ratios=(1.0,))
+    assert anchors.shape == (6, 4)
+    np.testing.assert_allclose(anchors[:2], [[-4, -4, 12, 12], [4, -4, 20, 12]])  # row by row, centres at stride / 2
+    with pytest.raises(ValueError, match="positive sizes and aspect ratios, received stride=8, sizes=\\(\\), aspect_ratios=\\(1.0,\\)"):
+        anchor_boxes((16, 24), stride=8, sizes=(), aspect_ratios=(1.0,))
+
+
+def test_a_tiny_training_run_lowers_the_loss_and_finds_the_objects():
+    keras.utils.set_random_seed(0)
+    maps, boxes = _scenes(32)
+    model = ProposalModel(image_size=(32, 32), feature_stride=4, anchor_sizes=(8, 16), aspect_ratios=(1.0,), filters=16,
+                          samples_per_image=32, positive_iou=0.5, max_proposals=5, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    batches = tf.data.Dataset.from_tensor_slices({"feature_map": maps, "boxes": boxes, "box_mask": np.ones((32, 1), bool)}).batch(8)
+    losses = model.fit(batches, epochs=15, verbose=0).history["loss"]
+    assert losses[-1] < 0.6 * losses[0]
+    proposed, scores, count = model.propose({"feature_map": maps})
+    assert proposed.shape == (32, 5, 4) and np.all(np.diff(np.asarray(scores), axis=1) <= 1e-6)
+    truth = {str(index): {"width": 32, "height": 32, "objects": [{"box": boxes[index, 0].tolist()}]} for index in range(32)}
+    found = proposal_recall({str(index): np.asarray(proposed)[index, : int(count[index])] for index in range(32)}, truth, recall_at=(5,))
+    assert found["recall_at"][5] >= 75.0
+
+
+def test_saved_model_file_round_trip_and_errors(tmp_path):
+    model = ProposalModel(image_size=(32, 32), feature_stride=8, anchor_sizes=(8, 16), filters=4)
+    feature_map = np.random.default_rng(1).normal(size=(2, 4, 4, 6)).astype("float32")
+    logits, _ = model({"feature_map": feature_map})
+    path = str(tmp_path / "proposals.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    np.testing.assert_allclose(np.asarray(restored({"feature_map": feature_map})[0]), np.asarray(logits), rtol=1e-5)
+    assert restored.get_config()["anchor_sizes"] == (8.0, 16.0) and restored.anchors.shape == (96, 4)
+    with pytest.raises(ValueError, match="the feature map gives 150 anchors but \\(32, 32\\) images at stride 8 have 96"):
+        model({"feature_map": np.zeros((1, 5, 5, 6), "float32")})
+    with pytest.raises(ValueError, match="box_loss_weight must be >= 0, received -1"):
+        ProposalModel(image_size=(32, 32), feature_stride=8, box_loss_weight=-1)

@@ -1,0 +1,169 @@
+"""Class-agnostic region proposal network (the RPN of Faster R-CNN) on a backbone's feature map, for `fit`."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from vsa_tf.layers.proposal_decoder import ProposalDecoder
+from vsa_tf.layers.proposal_targets import IGNORED, POSITIVE, ProposalTargets
+from vsa_tf.layers.region_proposal_head import RegionProposalHead
+
+
+def anchor_boxes(image_size, stride, sizes=(16, 32, 64), aspect_ratios=(0.5, 1.0, 2.0)):
+    """float32 [A, 4] pixel "xyxy" anchors of one feature map: keras-cv's `AnchorGenerator`, one level.
+
+    `sizes` are the anchors' square sides in pixels (as `AnchorGenerator` scales of one base size) and
+    `aspect_ratios` their height / width ratios; the order is the one `RegionProposalHead` outputs.
+    """
+    from keras_cv.layers import AnchorGenerator  # keras-cv is only needed where anchors are laid
+
+    if int(stride) < 1 or not sizes or not aspect_ratios or min(sizes) <= 0 or min(aspect_ratios) <= 0:
+        raise ValueError(f"anchors need a stride >= 1 and positive sizes and aspect ratios, received stride={stride!r}, "
+                         f"sizes={tuple(sizes)!r}, aspect_ratios={tuple(aspect_ratios)!r}")
+    base = float(sizes[0])
+    generator = AnchorGenerator(
+        bounding_box_format="xyxy", sizes=[base], scales=[float(size) / base for size in sizes],
+        aspect_ratios=[float(ratio) for ratio in aspect_ratios], strides=[int(stride)], clip_boxes=False,
+    )
+    height, width = int(image_size[0]), int(image_size[1])
+    return np.asarray(generator(image_shape=(height, width, 3))[0], dtype="float32")
+
+
+@keras.saving.register_keras_serializable(package="vsa_tf")
+class ProposalModel(keras.Model):
+    """Objectness and box deltas for every anchor of a feature map; trained on any boxes file's boxes.
+
+    The loss is eq. 1 of Ren et al.: binary cross-entropy of the objectness over the sampled anchors
+    (`ProposalTargets`), plus `box_loss_weight` times the smooth-L1 (Huber, delta 1) loss of the
+    deltas of the positive anchors, both averaged over the sampled anchors. Compile with an optimizer
+    only (`model.compile(optimizer="adam")`).
+
+    Args:
+        image_size: (height, width) of the images the feature maps come from (the anchors are laid on it).
+        feature_stride: pixels per feature-map cell (the backbone's output stride).
+        anchor_sizes: square anchor sides in pixels.
+        aspect_ratios: anchor height / width ratios.
+        filters: channels of the head's 3 x 3 convolution.
+        positive_iou, negative_iou, samples_per_image, positive_fraction: anchor labels (`ProposalTargets`).
+        box_loss_weight: lambda of eq. 1.
+        max_proposals, nms_iou_threshold, pre_nms_top, min_size: `ProposalDecoder` of `propose`.
+        seed: seed of the anchor sampling.
+
+    Call arguments:
+        inputs: dict with `feature_map` float [B, h, w, C]; training batches also hold `boxes` float
+            [B, G, 4] pixel "xyxy" and `box_mask` bool [B, G].
+
+    Returns:
+        (objectness logits float [B, A], box deltas float [B, A, 4]).
+
+    Example:
+    >>> model = ProposalModel(image_size=(32, 32), feature_stride=8, anchor_sizes=(8, 16), filters=4)
+    >>> logits, deltas = model({"feature_map": np.zeros((1, 4, 4, 6), "float32")})
+    >>> tuple(logits.shape), model.anchors.shape
+    ((1, 96), (96, 4))
+
+    Reference: Ren et al., "Faster R-CNN", NeurIPS 2015, section 3.1 (anchors, eq. 1 loss, eq. 2
+    parametrisation) and 3.3 (NMS, top-N proposals).
+    """
+
+    def __init__(
+        self,
+        image_size,
+        feature_stride,
+        anchor_sizes=(16, 32, 64),
+        aspect_ratios=(0.5, 1.0, 2.0),
+        filters=256,
+        positive_iou=0.7,
+        negative_iou=0.3,
+        samples_per_image=256,
+        positive_fraction=0.5,
+        box_loss_weight=1.0,
+        max_proposals=19,
+        nms_iou_threshold=0.7,
+        pre_nms_top=1000,
+        min_size=1.0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if float(box_loss_weight) < 0:
+            raise ValueError(f"box_loss_weight must be >= 0, received {box_loss_weight!r}")
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.feature_stride = int(feature_stride)
+        self.anchor_sizes = tuple(float(size) for size in anchor_sizes)
+        self.aspect_ratios = tuple(float(ratio) for ratio in aspect_ratios)
+        self.filters = int(filters)
+        self.positive_iou = float(positive_iou)
+        self.negative_iou = float(negative_iou)
+        self.samples_per_image = int(samples_per_image)
+        self.positive_fraction = float(positive_fraction)
+        self.box_loss_weight = float(box_loss_weight)
+        self.max_proposals = int(max_proposals)
+        self.nms_iou_threshold = float(nms_iou_threshold)
+        self.pre_nms_top = int(pre_nms_top)
+        self.min_size = float(min_size)
+        self.seed = seed
+        self.anchors = anchor_boxes(self.image_size, self.feature_stride, self.anchor_sizes, self.aspect_ratios)
+        self.head = RegionProposalHead(len(self.anchor_sizes) * len(self.aspect_ratios), filters=self.filters, name="head")
+        self.targets = ProposalTargets(positive_iou, negative_iou, samples_per_image, positive_fraction, seed=seed, name="targets")
+        self.decoder = ProposalDecoder(max_proposals, nms_iou_threshold, pre_nms_top, min_size, name="decoder")
+        self.box_loss = keras.losses.Huber(delta=1.0, reduction="none")
+
+    def build(self, input_shape):
+        shape = input_shape["feature_map"] if isinstance(input_shape, dict) else input_shape
+        self.head.build(shape)
+        self.built = True
+
+    def call(self, inputs, training=None):
+        logits, deltas = self.head(inputs["feature_map"])
+        self._check_anchor_count(logits)
+        return logits, deltas
+
+    def _check_anchor_count(self, logits):
+        count = logits.shape[1]
+        if count is not None and count != len(self.anchors):
+            raise ValueError(
+                f"the feature map gives {count} anchors but {self.image_size} images at stride {self.feature_stride} "
+                f"have {len(self.anchors)}: the feature map must be [B, ceil(height / stride), ceil(width / stride), C]"
+            )
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        logits, deltas = y_pred if y_pred is not None else self(x, training=training)
+        labels, target_deltas, _ = self.targets(self.anchors, x["boxes"], x["box_mask"])
+        sampled = ops.cast(ops.not_equal(labels, IGNORED), "float32")
+        positive = ops.cast(ops.equal(labels, POSITIVE), "float32")
+        count = ops.maximum(ops.sum(sampled), 1.0)
+        objectness = ops.binary_crossentropy(ops.maximum(labels, 0.0), ops.cast(logits, "float32"), from_logits=True)
+        box = ops.sum(self.box_loss(target_deltas, ops.cast(deltas, "float32")) * positive) * 4.0  # Huber averages the 4
+        loss = (ops.sum(objectness * sampled) + self.box_loss_weight * box) / count
+        if self.losses:
+            loss = loss + ops.sum(ops.stack(self.losses))
+        return loss
+
+    def propose(self, inputs):
+        """(boxes float [B, K, 4] pixel "xyxy" best first, scores float [B, K], count int [B])."""
+        logits, deltas = self(inputs, training=False)
+        return self.decoder(self.anchors, logits, deltas, image_size=self.image_size)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "image_size": self.image_size,
+                "feature_stride": self.feature_stride,
+                "anchor_sizes": self.anchor_sizes,
+                "aspect_ratios": self.aspect_ratios,
+                "filters": self.filters,
+                "positive_iou": self.positive_iou,
+                "negative_iou": self.negative_iou,
+                "samples_per_image": self.samples_per_image,
+                "positive_fraction": self.positive_fraction,
+                "box_loss_weight": self.box_loss_weight,
+                "max_proposals": self.max_proposals,
+                "nms_iou_threshold": self.nms_iou_threshold,
+                "pre_nms_top": self.pre_nms_top,
+                "min_size": self.min_size,
+                "seed": self.seed,
+            }
+        )
+        return config
