@@ -562,6 +562,69 @@ class CaptionConfig(ConfigMixin):
 
 
 @dataclasses.dataclass
+class ProposalConfig(ConfigMixin):
+    """Class-agnostic region proposal network (Ren et al. 2015, the RPN of Faster R-CNN) on the image encoder's map.
+
+    Attributes:
+        kind: always "proposals".
+        data: the dataset; `data.boxes` (required) are the boxes the proposals learn to find, and
+            `data.max_boxes` of them are kept per image.
+        image: the backbone whose feature map the proposals are laid on (pixel mode; a trained CNN:
+            `weights`, or an alignment run's CNN given to `train_proposals`). `frozen` (the default)
+            computes every training image's feature map once and trains the head on those.
+        anchor_sizes: square anchor sides in pixels of the resized image (`data.image_size`).
+        aspect_ratios: anchor height / width ratios.
+        filters: channels of the head's 3 x 3 convolution.
+        positive_iou, negative_iou: anchor labels (the paper: 0.7 and 0.3).
+        samples_per_image: anchors sampled per image for the loss (the paper: 256).
+        positive_fraction: most positives among them (the paper: 0.5).
+        max_proposals: proposals kept per image after NMS (the alignment model's 19 detections).
+        nms_iou_threshold: NMS overlap (the paper: 0.7).
+        learning_rate: Adam step size.
+        batch_size: images per batch.
+        epochs: the most passes over the training images.
+        patience: stop when the val loss has not improved for this many epochs; 0 trains every epoch.
+        seed: shuffling, initialisation and anchor-sampling seed.
+    """
+
+    kind: str = "proposals"
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    image: ImageEncoderConfig = dataclasses.field(default_factory=lambda: ImageEncoderConfig(frozen=True))
+    anchor_sizes: typing.Tuple[float, ...] = (16.0, 32.0, 64.0, 128.0)
+    aspect_ratios: typing.Tuple[float, ...] = (0.5, 1.0, 2.0)
+    filters: int = 256
+    positive_iou: float = 0.7
+    negative_iou: float = 0.3
+    samples_per_image: int = 256
+    positive_fraction: float = 0.5
+    max_proposals: int = 19
+    nms_iou_threshold: float = 0.7
+    learning_rate: float = 1e-3
+    batch_size: int = 16
+    epochs: int = 30
+    patience: int = 5
+    seed: int = 0
+
+    def __post_init__(self):
+        self.data = _data_config(self.data)
+        self.image = image_encoder_config(self.image)
+        self.anchor_sizes = tuple(float(size) for size in self.anchor_sizes)
+        self.aspect_ratios = tuple(float(ratio) for ratio in self.aspect_ratios)
+        if self.kind != "proposals":
+            raise ValueError(f"ProposalConfig.kind must be 'proposals', received {self.kind!r}")
+        if self.image.cached:
+            raise ValueError("ProposalConfig.image.mode must be 'pixels': proposals are laid on the backbone's feature map")
+        if not self.anchor_sizes or min(self.anchor_sizes) <= 0 or not self.aspect_ratios or min(self.aspect_ratios) <= 0:
+            raise ValueError(
+                f"ProposalConfig: anchor_sizes and aspect_ratios must be positive, received {self.anchor_sizes!r} and {self.aspect_ratios!r}"
+            )
+        for field_name in ("filters", "samples_per_image", "max_proposals", "batch_size", "epochs"):
+            if int(getattr(self, field_name)) < 1:
+                raise ValueError(f"ProposalConfig.{field_name} must be >= 1, received {getattr(self, field_name)!r}")
+        check_patience("ProposalConfig", self.patience)
+
+
+@dataclasses.dataclass
 class DemoConfig(ConfigMixin):
     """Sizes and budgets of the demo.
 

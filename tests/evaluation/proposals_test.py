@@ -55,8 +55,8 @@ def test_recall_against_a_brute_force_count():
             any(_brute_force_iou(candidate, obj["box"]) >= 0.5 for candidate in boxes.get(filename, [])[:k])
             for filename, image in truth.items() for obj in image["objects"]
         )
-        assert report["recall_at"][k] == round(100.0 * found / total, 2)
-    values = [report["recall_at"][k] for k in (1, 5, 19, 100)]
+        assert report["recall_at"][str(k)] == round(100.0 * found / total, 2)
+    values = [report["recall_at"][str(k)] for k in (1, 5, 19, 100)]
     assert values == sorted(values) and values[-1] > values[0]
 
 
@@ -73,11 +73,11 @@ def test_evaluate_proposals_scores_the_boxes_files_images_beside_the_baselines(t
     report = proposals.evaluate_proposals(str(boxes_path), str(truth_path), recall_at=(1, 2))
     assert report["proposals"]["num_images"] == 2 and report["proposals"]["num_boxes"] == 3
     # a.jpg: the higher-scored box (the quarter) comes first; the whole image is never proposed.
-    assert report["proposals"]["recall_at"] == {1: round(200 / 3, 2), 2: round(200 / 3, 2)}
-    assert report["baselines"]["whole_image"]["recall_at"] == {1: round(100 / 3, 2), 2: round(100 / 3, 2)}
+    assert report["proposals"]["recall_at"] == {"1": round(200 / 3, 2), "2": round(200 / 3, 2)}
+    assert report["baselines"]["whole_image"]["recall_at"] == {"1": round(100 / 3, 2), "2": round(100 / 3, 2)}
     grid = report["baselines"]["grid_19"]
-    assert grid["recall_at"][1] == round(100 / 3, 2) and grid["num_boxes"] == 3
-    assert proposals.proposal_recall({}, truth, recall_at=(19,))["recall_at"] == {19: 0.0}
+    assert grid["recall_at"]["1"] == round(100 / 3, 2) and grid["num_boxes"] == 3
+    assert proposals.proposal_recall({}, truth, recall_at=(19,))["recall_at"] == {"19": 0.0}
 
 
 def test_errors_name_the_value():

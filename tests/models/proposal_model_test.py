@@ -42,7 +42,7 @@ def test_a_tiny_training_run_lowers_the_loss_and_finds_the_objects():
     assert proposed.shape == (32, 5, 4) and np.all(np.diff(np.asarray(scores), axis=1) <= 1e-6)
     truth = {str(index): {"width": 32, "height": 32, "objects": [{"box": boxes[index, 0].tolist()}]} for index in range(32)}
     found = proposal_recall({str(index): np.asarray(proposed)[index, : int(count[index])] for index in range(32)}, truth, recall_at=(5,))
-    assert found["recall_at"][5] >= 75.0
+    assert found["recall_at"]["5"] >= 75.0
 
 
 def test_saved_model_file_round_trip_and_errors(tmp_path):

@@ -315,7 +315,7 @@ def _argument_options(config_class, option, text, shown_default, required):
     elif shown_default is not None:
         text += f" (default: {shown_default})"
     else:
-        text += _default_text(option)
+        text += _default_text(option, config_class)
     keywords["help"] = text.replace("%", "%%")  # argparse formats help with %
     return keywords
 
@@ -339,14 +339,18 @@ def _replaced(config, path, value):
     return config.replace(**{name: value})
 
 
-def _default_text(option):
+def _default_text(option, config_class):
+    """" (default: ...)" of `option` in a default `config_class`, whose nested defaults may differ from
+    the nested class's own (a `CaptionConfig`'s image is layer-normalised, an `ImageEncoderConfig` is not)."""
     field = option.field
-    if field.default is not dataclasses.MISSING:
-        default = field.default
-    elif field.default_factory is not dataclasses.MISSING:
-        default = field.default_factory()
-    else:
-        return ""
+    default = _default_of_path(config_class, option.path)
+    if default is dataclasses.MISSING:
+        if field.default is not dataclasses.MISSING:
+            default = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        else:
+            return ""
     if default is None or default == "":
         return ""
     if isinstance(default, bool):
@@ -355,6 +359,17 @@ def _default_text(option):
     if isinstance(default, tuple):
         return " (default: " + " ".join(str(value) for value in default) + ")"
     return f" (default: {default})"
+
+
+def _default_of_path(config_class, path):
+    """The value at `path` ("image.frozen") of `config_class()`, or MISSING when it has no defaults."""
+    try:
+        value = config_class()
+    except (TypeError, ValueError):
+        return dataclasses.MISSING
+    for name in path.split("."):
+        value = getattr(value, name, dataclasses.MISSING)
+    return value
 
 
 def _summary(config_class):

@@ -1,9 +1,38 @@
-"""`vsa-tf evaluate-proposals`: recall of a boxes file's top-K boxes against a truth.json, beside two baselines."""
+"""`vsa-tf train-proposals`, `vsa-tf propose`, `vsa-tf evaluate-proposals`: the region proposal network."""
 
-from vsa_tf.commands import boxes_argument, print_json
+from vsa_tf import config
+from vsa_tf.commands import add_out_argument, boxes_argument, print_json
+from vsa_tf.commands.config_arguments import add_config_arguments, config_from_arguments
+
+# Options of the image encoder and the data that region proposals do not read.
+PROPOSAL_EXCLUDED = (
+    "image.mode", "image.pool_size", "image.pooling", "image.normalization", "data.features", "data.max_words", "data.min_word_count",
+)
 
 
 def register(subparsers):
+    train = subparsers.add_parser(
+        "train-proposals",
+        help="train a class-agnostic region proposal network (the RPN of Faster R-CNN) from a boxes file",
+        description="Trains the RPN head on the backbone's feature map from the boxes of --boxes (train split); the run "
+        "folder gets config.json, model.weights.h5 (head and backbone), history.csv and proposals_test.json.",
+    )
+    add_out_argument(train, "run folder to write (an interrupted run resumes)")
+    add_config_arguments(train, config.ProposalConfig, exclude=PROPOSAL_EXCLUDED, required=("data.dataset", "data.images", "data.boxes"))
+    train.add_argument(
+        "--cnn-from-alignment", default=None, metavar="RUN",
+        help="pixel-mode alignment run whose trained CNN becomes the backbone (kept fixed unless --no-freeze-backbone)",
+    )
+    train.set_defaults(handler=run_train_proposals)
+
+    propose = subparsers.add_parser("propose", help="write the proposals of a proposals run for a dataset's images as a boxes JSON")
+    propose.add_argument("--run", required=True, help="proposals run folder")
+    add_config_arguments(propose, config.DataConfig, fields=("dataset", "images"), config_file=False, default_help="the run's")
+    propose.add_argument("--split", nargs="+", default=["train", "val", "test"], choices=("train", "val", "test"),
+                         help="splits whose images get proposals (default: all)")
+    propose.add_argument("--out", required=True, help="boxes JSON to write ({filename: {boxes, scores}}, best first)")
+    propose.set_defaults(handler=run_propose)
+
     parser = subparsers.add_parser(
         "evaluate-proposals",
         help="recall at IoU >= 0.5 of the top K boxes of a boxes file against a truth.json, with baselines",
@@ -30,4 +59,28 @@ def run_evaluate_proposals(args):
     result = proposals.evaluate_proposals(args.boxes, args.truth, recall_at=recall_at, iou_threshold=args.iou_threshold)
     result["boxes"] = args.boxes
     print_json(result, args.json_path)
+    return 0
+
+
+def run_train_proposals(args):
+    from vsa_tf.jobs.proposals import train_proposals
+
+    result = train_proposals(config_from_arguments(args, config.ProposalConfig), run_dir=args.out, cnn_from_alignment=args.cnn_from_alignment)
+    print(f"proposals run written to {result.run.folder}")
+    if result.test is not None:
+        print_json({"test": result.test})
+    return 0
+
+
+def run_propose(args):
+    from vsa_tf.jobs.proposals import propose_boxes
+    from vsa_tf.jobs.run_folder import read_config_values
+
+    data_config = None
+    if args.dataset is not None or args.images is not None:
+        if args.dataset is None or args.images is None:
+            raise ValueError("give both --dataset and --images, or neither (to use the run's own)")
+        base = config.DataConfig.from_dict(read_config_values(args.run).get("data", {}))
+        data_config = base.replace(dataset=args.dataset, images=args.images, split_of_file=None, split_files=None)
+    propose_boxes(args.run, data_config, splits=tuple(args.split), out=args.out)
     return 0

@@ -103,6 +103,30 @@ def images_dataset(records, image_root, boxes, config, batch_size, features=None
     return _finish(dataset.batch(batch_size))
 
 
+def proposal_dataset(records, image_root, boxes, config, batch_size):
+    """Batched images of ``records`` in order with their boxes in the resized image's pixels.
+
+    Yields `images` float [B, H, W, 3] (resized to `config.image_size`), `boxes` float [B, K, 4] pixel
+    "xyxy" of the resized image (the top `config.max_boxes` boxes, zero-padded), `box_mask` bool [B, K],
+    `image_size` int [B, 2] (decoded height, width) and `image_index` int64 [B].
+    """
+    image_size = tuple(int(size) for size in config.image_size)
+    paths = tf.constant(_image_paths(records, image_root).astype(str))
+    pixel_boxes, counts = boxes_lib.padded_pixel_boxes(boxes or {}, [record.filename for record in records], int(config.max_boxes))
+    pixel_boxes, counts = tf.constant(pixel_boxes), tf.constant(counts)
+
+    def load(image_index):
+        image, height, width = decode_and_resize(tf.gather(paths, image_index), image_size)
+        scale = tf.cast(tf.stack([image_size[1] / width, image_size[0] / height] * 2), tf.float32)
+        count = tf.gather(counts, image_index)
+        mask = tf.range(tf.shape(pixel_boxes)[1]) < tf.cast(count, tf.int32)
+        scaled = tf.gather(pixel_boxes, image_index) * scale[None, :] * tf.cast(mask, tf.float32)[:, None]
+        return {"images": image, "boxes": scaled, "box_mask": mask, "image_size": tf.stack([height, width]), "image_index": image_index}
+
+    dataset = tf.data.Dataset.range(len(records)).map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    return _finish(dataset.batch(batch_size))
+
+
 def sentences_dataset(texts, vocabulary, config, batch_size):
     """Batched `{"tokens": int32 [B, T], "token_mask": bool [B, T]}` of raw strings, in order."""
     table = vocabulary.id_table()

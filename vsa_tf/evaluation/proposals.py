@@ -59,7 +59,8 @@ def proposal_recall(proposals, truth_images, recall_at=RECALL_AT, iou_threshold=
         filenames: the images to evaluate (default: every truth image).
 
     Returns:
-        {"recall_at": {K: % of boxes found}, "num_boxes", "num_images", "iou_threshold"}.
+        {"recall_at": {"K": % of boxes found} (string keys, as JSON writes them), "num_boxes", "num_images",
+        "iou_threshold"}.
     """
     recall_at = _checked_ks(recall_at)
     if not 0.0 < float(iou_threshold) <= 1.0:
@@ -82,7 +83,7 @@ def proposal_recall(proposals, truth_images, recall_at=RECALL_AT, iou_threshold=
         first_hit = np.where(covered.any(axis=0), covered.argmax(axis=0), np.inf)
         found += np.array([(first_hit < k).sum() for k in recall_at])
     return {
-        "recall_at": {int(k): round(100.0 * float(count) / total, 2) if total else None for k, count in zip(recall_at, found)},
+        "recall_at": {str(k): round(100.0 * float(count) / total, 2) if total else None for k, count in zip(recall_at, found)},
         "num_boxes": int(total),
         "num_images": len(filenames),
         "iou_threshold": float(iou_threshold),
@@ -107,7 +108,8 @@ def evaluate_proposals(boxes, truth, recall_at=RECALL_AT, iou_threshold=DEFAULT_
     """Proposal recall of a boxes JSON (path or parsed dict) against a truth.json, beside the baselines.
 
     Args:
-        boxes: a boxes JSON path (`vsa_tf.data.boxes.read_boxes`) or {filename: [n, 4]} best first.
+        boxes: a boxes JSON path (`vsa_tf.data.boxes.read_boxes`), {filename: [n, 4]} best first, or
+            {filename: {"boxes": [n, 4], "scores": [n]}} (the boxes file's object form, sorted by score).
         truth: a truth.json path or its `images` dict.
         recall_at, iou_threshold, filenames: as `proposal_recall`; `filenames` defaults to the truth
             images the boxes file has an entry for (so a boxes file of one split is scored on that split).
@@ -116,7 +118,7 @@ def evaluate_proposals(boxes, truth, recall_at=RECALL_AT, iou_threshold=DEFAULT_
         {"proposals": recall report, "baselines": {"whole_image": ..., "grid_19": ...}}, every report on
         the same images.
     """
-    proposals = boxes_lib.read_boxes(boxes) if isinstance(boxes, str) else boxes
+    proposals = boxes_lib.read_boxes(boxes) if isinstance(boxes, str) else _boxes_of(boxes)
     truth_images = read_truth(truth) if isinstance(truth, str) else truth
     if filenames is None:
         filenames = sorted(filename for filename in truth_images if filename in proposals)
@@ -127,6 +129,19 @@ def evaluate_proposals(boxes, truth, recall_at=RECALL_AT, iou_threshold=DEFAULT_
         baseline = baseline_proposals(truth_images, name, filenames)
         report["baselines"][name] = proposal_recall(baseline, truth_images, recall_at, iou_threshold, filenames)
     return report
+
+
+def _boxes_of(entries):
+    """{filename: float [n, 4]} best first from boxes given as arrays or as {"boxes", "scores"} objects."""
+    result = {}
+    for filename, entry in entries.items():
+        if isinstance(entry, dict):
+            boxes = np.asarray(entry["boxes"], dtype=np.float64).reshape(-1, 4)
+            if entry.get("scores") is not None:
+                boxes = boxes[np.argsort(-np.asarray(entry["scores"], dtype=np.float64), kind="stable")]
+            entry = boxes
+        result[filename] = np.asarray(entry, dtype=np.float64).reshape(-1, 4)
+    return result
 
 
 def _checked_ks(recall_at):

@@ -9,7 +9,9 @@ import numpy as np
 from vsa_tf.layers.region_features import RegionFeatureExtractor
 from vsa_tf.models.alignment_model import AlignmentModel
 from vsa_tf.models.caption_model import CaptionModel
+from vsa_tf.layers.backbones import build_backbone
 from vsa_tf.models.joint_embedding_model import JointEmbeddingModel
+from vsa_tf.models.proposal_model import ProposalModel
 from vsa_tf.models.scnlm_model import SCNLMModel
 
 
@@ -99,4 +101,20 @@ def build_scnlm_model(config, vocabulary_size, num_tags, content_dim):
         tag_dim=config.tag_dim, factor_dim=config.factor_dim,
     )
     model.build()
+    return model
+
+
+def build_proposal_model(config, load_backbone_weights=True):
+    """A built `ProposalModel` of a `ProposalConfig`, its backbone the config's image encoder."""
+    image = _image_encoder(config, load_backbone_weights)
+    height, width = (int(size) for size in config.data.image_size)
+    backbone = build_backbone(image.backbone, image.weights, trainable=not image.frozen, input_shape=(height, width, 3), filters=image.filters)
+    model = ProposalModel(
+        image_size=(height, width), feature_stride=backbone.stride, anchor_sizes=config.anchor_sizes,
+        aspect_ratios=config.aspect_ratios, filters=config.filters, positive_iou=config.positive_iou,
+        negative_iou=config.negative_iou, samples_per_image=config.samples_per_image,
+        positive_fraction=config.positive_fraction, max_proposals=config.max_proposals,
+        nms_iou_threshold=config.nms_iou_threshold, seed=config.seed, backbone=backbone, name="proposal_model",
+    )
+    model({"images": np.zeros((1, height, width, 3), np.float32)})
     return model

@@ -15,7 +15,7 @@ import json
 import os
 
 from vsa_tf import training
-from vsa_tf.config import AlignmentConfig, CaptionConfig, EmbeddingConfig, SCNLMConfig, save_config
+from vsa_tf.config import AlignmentConfig, CaptionConfig, EmbeddingConfig, ProposalConfig, SCNLMConfig, save_config
 from vsa_tf.data import features as features_lib
 from vsa_tf.data import pos_tags as pos_tags_lib
 from vsa_tf.data import validate
@@ -29,7 +29,10 @@ WEIGHTS_FILE = training.BEST_WEIGHTS  # fit_model writes it, with history.csv an
 TAGS_FILE = "tags.txt"
 STRUCTURES_FILE = "structures.json"
 TEST_RETRIEVAL_FILE = "retrieval_test.json"
-CONFIG_CLASSES = {"alignment": AlignmentConfig, "caption": CaptionConfig, "embedding": EmbeddingConfig, "scnlm": SCNLMConfig}
+CONFIG_CLASSES = {
+    "alignment": AlignmentConfig, "caption": CaptionConfig, "embedding": EmbeddingConfig, "scnlm": SCNLMConfig,
+    "proposals": ProposalConfig,
+}
 
 # The fields of a config that a re-run into an existing run folder may change. `epochs`: a re-run
 # resumes an interrupted run or trains a finished one on up to the new count (BackupAndRestore);
@@ -234,6 +237,7 @@ MODEL_LOADERS = {
     "scnlm": lambda config, vocabulary, extras: builders.build_scnlm_model(
         config, vocabulary.size, extras["tags"].size, extras["embedding"].config.embedding_dim
     ),
+    "proposals": lambda config, vocabulary, extras: builders.build_proposal_model(config, load_backbone_weights=False),
 }
 
 

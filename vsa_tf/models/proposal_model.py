@@ -48,10 +48,13 @@ class ProposalModel(keras.Model):
         box_loss_weight: lambda of eq. 1.
         max_proposals, nms_iou_threshold, pre_nms_top, min_size: `ProposalDecoder` of `propose`.
         seed: seed of the anchor sampling.
+        backbone: optional `vsa_tf.layers.backbones.Backbone` computing the feature map from `images`
+            (its weights are saved with the model, so a run folder holds the whole proposal network).
 
     Call arguments:
-        inputs: dict with `feature_map` float [B, h, w, C]; training batches also hold `boxes` float
-            [B, G, 4] pixel "xyxy" and `box_mask` bool [B, G].
+        inputs: dict with `feature_map` float [B, h, w, C], or `images` float [B, H, W, 3] in 0..255
+            when the model has a backbone; training batches also hold `boxes` float [B, G, 4] pixel
+            "xyxy" and `box_mask` bool [B, G].
 
     Returns:
         (objectness logits float [B, A], box deltas float [B, A, 4]).
@@ -83,9 +86,13 @@ class ProposalModel(keras.Model):
         pre_nms_top=1000,
         min_size=1.0,
         seed=None,
+        backbone=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if isinstance(backbone, dict):
+            backbone = keras.saving.deserialize_keras_object(backbone)
+        self.backbone = backbone
         if float(box_loss_weight) < 0:
             raise ValueError(f"box_loss_weight must be >= 0, received {box_loss_weight!r}")
         self.image_size = (int(image_size[0]), int(image_size[1]))
@@ -110,12 +117,23 @@ class ProposalModel(keras.Model):
         self.box_loss = keras.losses.Huber(delta=1.0, reduction="none")
 
     def build(self, input_shape):
-        shape = input_shape["feature_map"] if isinstance(input_shape, dict) else input_shape
+        shape = input_shape["feature_map"] if isinstance(input_shape, dict) and "feature_map" in input_shape else None
+        if shape is None:
+            images = input_shape["images"] if isinstance(input_shape, dict) else input_shape
+            self.backbone.build(images)
+            shape = self.backbone.compute_output_shape(images)
         self.head.build(shape)
         self.built = True
 
+    def feature_map(self, images, training=None):
+        """The backbone's feature map of 0..255 images float [B, H, W, 3] (a model with a backbone only)."""
+        if self.backbone is None:
+            raise ValueError("this ProposalModel has no backbone: give `feature_map` instead of `images`")
+        return self.backbone(images, training=training)
+
     def call(self, inputs, training=None):
-        logits, deltas = self.head(inputs["feature_map"])
+        feature_map = inputs["feature_map"] if "feature_map" in inputs else self.feature_map(inputs["images"], training=training)
+        logits, deltas = self.head(feature_map)
         self._check_anchor_count(logits)
         return logits, deltas
 
@@ -164,6 +182,7 @@ class ProposalModel(keras.Model):
                 "pre_nms_top": self.pre_nms_top,
                 "min_size": self.min_size,
                 "seed": self.seed,
+                "backbone": None if self.backbone is None else keras.saving.serialize_keras_object(self.backbone),
             }
         )
         return config
