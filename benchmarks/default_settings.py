@@ -133,7 +133,10 @@ def main(argv=None):
         raise SystemExit(f"--settings: unknown {unknown}; the {args.stage} stage has {sorted(settings)}")
     os.makedirs(args.out, exist_ok=True)
     results_path = os.path.join(args.out, "results.json")
-    rows = json.load(open(results_path, encoding="utf-8")) if os.path.exists(results_path) else []
+    rows = []
+    if os.path.exists(results_path):
+        with open(results_path, encoding="utf-8") as stream:
+            rows = json.load(stream)
     for spec in args.worlds:
         world = world_folder(args.out, spec)
         for name in names:

@@ -4,7 +4,7 @@ import json
 
 from vsa_tf import config
 from vsa_tf.commands import add_out_argument, add_strategy_argument, boxes_argument
-from vsa_tf.commands.config_arguments import add_config_arguments, config_from_arguments
+from vsa_tf.commands.config_arguments import add_config_arguments, config_from_arguments, run_data_config
 
 # The data options of the evaluation commands, applied to the caption run's own data config.
 RUN_DATA_FIELDS = (
@@ -102,17 +102,7 @@ def run_caption(args):
 
 
 def _optional_data_config(args, run_dir):
-    """None (the run's own data) when no data option is given, else the run's data config with them."""
-    if args.dataset is None and args.images is None:
-        others = [name for name in RUN_DATA_FIELDS if getattr(args, name, None) is not None]
-        if not others:
-            return None
-    elif args.dataset is None or args.images is None:
-        raise ValueError("give both --dataset and --images, or neither (to use the run's own)")
-    from vsa_tf.jobs.run_folder import read_config_values
-
-    base = config.DataConfig.from_dict(read_config_values(run_dir).get("data", {}))
-    return config_from_arguments(args, config.DataConfig, base=base, for_run=True)
+    return run_data_config(args, run_dir, RUN_DATA_FIELDS)
 
 
 def run_evaluate_captions(args):

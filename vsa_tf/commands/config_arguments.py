@@ -382,3 +382,17 @@ def _without_optional(field_type):
         if len(others) == 1:
             return others[0]
     return field_type
+
+
+def run_data_config(args, run_dir, fields):
+    """The data an evaluation command reads: None (the run's own) when no option of `fields` is given, else
+    the run's saved `DataConfig` with the given options (`--dataset` and `--images` come together)."""
+    if args.dataset is None and args.images is None:
+        if not any(getattr(args, name, None) is not None for name in fields):
+            return None
+    elif args.dataset is None or args.images is None:
+        raise ValueError("give both --dataset and --images, or neither (to use the run's own)")
+    from vsa_tf.jobs.run_folder import read_config_values  # TensorFlow: only when a command runs
+
+    base = config_lib.DataConfig.from_dict(read_config_values(run_dir).get("data", {}))
+    return config_from_arguments(args, config_lib.DataConfig, base=base, for_run=True)

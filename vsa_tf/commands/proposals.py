@@ -2,7 +2,7 @@
 
 from vsa_tf import config
 from vsa_tf.commands import add_out_argument, boxes_argument, print_json
-from vsa_tf.commands.config_arguments import add_config_arguments, config_from_arguments
+from vsa_tf.commands.config_arguments import add_config_arguments, config_from_arguments, run_data_config
 
 # Options of the image encoder and the data that region proposals do not read.
 PROPOSAL_EXCLUDED = (
@@ -74,13 +74,7 @@ def run_train_proposals(args):
 
 def run_propose(args):
     from vsa_tf.jobs.proposals import propose_boxes
-    from vsa_tf.jobs.run_folder import read_config_values
 
-    data_config = None
-    if args.dataset is not None or args.images is not None:
-        if args.dataset is None or args.images is None:
-            raise ValueError("give both --dataset and --images, or neither (to use the run's own)")
-        base = config.DataConfig.from_dict(read_config_values(args.run).get("data", {}))
-        data_config = base.replace(dataset=args.dataset, images=args.images, split_of_file=None, split_files=None)
+    data_config = run_data_config(args, args.run, ("dataset", "images"))
     propose_boxes(args.run, data_config, splits=tuple(args.split), out=args.out)
     return 0

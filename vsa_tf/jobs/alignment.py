@@ -8,6 +8,7 @@ the joint embedding; it is re-exported here.
 """
 
 import dataclasses
+import os
 
 import numpy as np
 from PIL import Image
@@ -29,6 +30,8 @@ from vsa_tf.models.alignment_model import HardestNegativeWarmup
 from vsa_tf.visualize.alignment import plot_alignment
 
 EVALUATION_BATCH_SIZE = retrieval.EVALUATION_BATCH_SIZE
+# An alignment run's CNN copied into a run that starts from it (a captioner, a proposal network).
+ALIGNMENT_CNN_FILE = "alignment_cnn.weights.h5"
 
 
 class AlignmentTask(trainer.TrainingTask):
@@ -114,6 +117,17 @@ def train_alignment(config, data_config=None, run_dir=None, verbose="auto", step
 def load_alignment_run(run_dir):
     """Rebuilds an alignment run: a `Run` whose model holds the best weights."""
     return run_folder.Run.load(run_dir, "alignment")
+
+
+def image_encoder_from_alignment(alignment_run, image, folder, frozen):
+    """`image` (an `ImageEncoderConfig`) reading `alignment_run`'s "simple" CNN from `folder/ALIGNMENT_CNN_FILE`.
+
+    The run that starts from the CNN writes that file with `save_backbone_weights` before it builds its model.
+    """
+    return image.replace(
+        backbone="simple", weights=os.path.abspath(os.path.join(folder, ALIGNMENT_CNN_FILE)), frozen=frozen,
+        filters=alignment_run.config.image.filters,
+    )
 
 
 def save_backbone_weights(run_dir, out_path):

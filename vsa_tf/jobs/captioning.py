@@ -26,7 +26,7 @@ from vsa_tf.jobs.builders import build_caption_model
 from vsa_tf.models.distinct_captions_monitor import DistinctCaptionsMonitor
 from vsa_tf.samplers import BeamSampler, GreedySampler
 
-ALIGNMENT_CNN_FILE = "alignment_cnn.weights.h5"
+ALIGNMENT_CNN_FILE = alignment_job.ALIGNMENT_CNN_FILE
 FINE_TUNE_WITHOUT_ALIGNMENT = "fine_tune_cnn trains the CNN taken from an alignment run; give cnn_from_alignment too"
 IMAGE_PRETRAINING_DIR = "image_pretraining"  # the alignment run a from-scratch CNN is pretrained in
 EMPTY_CAPTION = caption_metrics.EMPTY_CAPTION
@@ -110,9 +110,8 @@ class CaptionTask(trainer.TrainingTask):
         if self.cnn_from_alignment is None:
             return config
         self.alignment_run = alignment_job.load_alignment_run(self.cnn_from_alignment)
-        return config.replace(image=config.image.replace(
-            backbone="simple", weights=os.path.abspath(os.path.join(self.folder, ALIGNMENT_CNN_FILE)),
-            frozen=not self.fine_tune_cnn, filters=self.alignment_run.config.image.filters,
+        return config.replace(image=alignment_job.image_encoder_from_alignment(
+            self.alignment_run, config.image, self.folder, frozen=not self.fine_tune_cnn
         ))
 
     def write_files(self, run, data):
@@ -204,8 +203,7 @@ def train_captioner(
         a `vsa_tf.jobs.trainer.TrainingResult` whose `.run` holds the best weights (`.test` is None:
         captions are evaluated by `evaluate_captions`).
     """
-    if data_config is not None:
-        config = config.replace(data=data_config)
+    config = trainer.with_data(config, data_config)
     if fine_tune_cnn and cnn_from_alignment is None:
         raise ValueError(FINE_TUNE_WITHOUT_ALIGNMENT)
     if pretrains_cnn(config, cnn_from_alignment):
@@ -219,17 +217,21 @@ def train_captioner(
     return trainer.train(task, config, run_dir, verbose=verbose, strategy=strategy)
 
 
+def _cnn_from_scratch(config, cnn_from_alignment):
+    """Whether the captioner's CNN would start from random weights (pixels, no weights file, no alignment run)."""
+    return cnn_from_alignment is None and not config.data.features and config.image.weights is None
+
+
 def pretrains_cnn(config, cnn_from_alignment=None):
     """Whether `train_captioner` first trains an alignment model for `config`'s CNN (see its docstring)."""
-    image = config.image
-    from_scratch = not config.data.features and image.backbone == "simple" and image.weights is None
-    return config.image_pretraining == "alignment" and cnn_from_alignment is None and from_scratch
+    simple = config.image.backbone == "simple"
+    return config.image_pretraining == "alignment" and simple and _cnn_from_scratch(config, cnn_from_alignment)
 
 
 def _warn_without_pretraining(config, cnn_from_alignment):
     """One stderr line when an application backbone would learn from the image bias alone."""
     image = config.image
-    if cnn_from_alignment is None and not config.data.features and image.weights is None and image.backbone != "simple":
+    if image.backbone != "simple" and _cnn_from_scratch(config, cnn_from_alignment):
         print(
             f"warning: the {image.backbone!r} backbone starts from random weights (no image.weights) and only the "
             "built-in 'simple' CNN is pretrained on the alignment objective; the image bias alone rarely teaches a CNN "

@@ -6,13 +6,11 @@ the backbone, best epoch), `backup/`, `history.csv`, `proposals_test.json` (reca
 boxes beside the baselines), and `alignment_cnn.weights.h5` when the backbone came from an alignment run.
 """
 
-import os
 import sys
 
 import keras
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
 from vsa_tf.config import ProposalConfig
 from vsa_tf.data import pipelines, validate
@@ -22,7 +20,7 @@ from vsa_tf.jobs import run_folder, trainer
 from vsa_tf.jobs.builders import build_proposal_model
 from vsa_tf.layers.backbones import build_backbone
 
-ALIGNMENT_CNN_FILE = "alignment_cnn.weights.h5"
+ALIGNMENT_CNN_FILE = alignment_job.ALIGNMENT_CNN_FILE
 TEST_FILE = "proposals_test.json"
 FEATURE_BATCH_SIZE = 32  # images per backbone pass when the feature maps are computed once
 
@@ -57,11 +55,10 @@ class ProposalTask(trainer.TrainingTask):
     def record_data(self, config, data):
         if self.cnn_from_alignment is not None:
             self.alignment_run = alignment_job.load_alignment_run(self.cnn_from_alignment)
-            config = config.replace(image=config.image.replace(
-                backbone="simple", weights=os.path.abspath(os.path.join(self.folder, ALIGNMENT_CNN_FILE)),
-                filters=self.alignment_run.config.image.filters,
+            config = config.replace(image=alignment_job.image_encoder_from_alignment(
+                self.alignment_run, config.image, self.folder, frozen=config.image.frozen
             ))
-        stride = build_proposal_model_stride(config)
+        stride = _backbone_stride(config)
         height, width = config.data.image_size
         if height % stride or width % stride:
             raise ValueError(
@@ -107,12 +104,12 @@ class ProposalTask(trainer.TrainingTask):
         records = data.split("test")
         if not records:
             return None
-        proposed = propose_records(run, records, run.config.data.images)
-        truth = _boxes_as_truth(records, data.boxes, run.config.data.images)
+        proposed, image_sizes = _propose(run, records, run.config.data.images)
+        truth = _boxes_as_truth(records, data.boxes, image_sizes)
         return proposal_metrics.evaluate_proposals(proposed, truth, filenames=sorted(truth))
 
 
-def build_proposal_model_stride(config):
+def _backbone_stride(config):
     """The output stride of the config's backbone (no weights are read)."""
     return build_backbone(config.image.backbone, None, filters=config.image.filters).stride
 
@@ -137,22 +134,29 @@ def train_proposals(config, data_config=None, run_dir=None, verbose="auto", cnn_
 
 def propose_records(run, records, image_root, batch_size=FEATURE_BATCH_SIZE):
     """{filename: {"boxes": [[x0, y0, x1, y1], ...], "scores": [...]}} in each image's own pixels, best first."""
+    return _propose(run, records, image_root, batch_size)[0]
+
+
+def _propose(run, records, image_root, batch_size=FEATURE_BATCH_SIZE):
+    """(`propose_records`' dict, {filename: (width, height)} of the decoded images)."""
     run = run_folder.as_run(run, "proposals")
     batches = pipelines.proposal_dataset(records, image_root, {}, run.config.data.replace(max_boxes=0), batch_size)
     height, width = run.config.data.image_size
-    result, progress = {}, keras.utils.Progbar(len(records), unit_name="image")
+    result, image_sizes, progress = {}, {}, keras.utils.Progbar(len(records), unit_name="image")
     for batch in batches:
         boxes, scores, counts = run.model.propose({"images": batch["images"]})
         sizes = batch["image_size"].numpy()
         for row, (index, count) in enumerate(zip(batch["image_index"].numpy(), np.asarray(counts))):
             scale = np.array([sizes[row][1] / width, sizes[row][0] / height] * 2)
             kept = np.asarray(boxes)[row, :count] * scale
-            result[records[int(index)].filename] = {
+            filename = records[int(index)].filename
+            result[filename] = {
                 "boxes": [[round(float(value), 2) for value in box] for box in kept],
                 "scores": [round(float(value), 5) for value in np.asarray(scores)[row, :count]],
             }
+            image_sizes[filename] = (int(sizes[row][1]), int(sizes[row][0]))
         progress.add(len(sizes))
-    return result
+    return result, image_sizes
 
 
 def propose_boxes(run, data_config=None, splits=("train", "val", "test"), out=None):
@@ -174,12 +178,14 @@ def propose_boxes(run, data_config=None, splits=("train", "val", "test"), out=No
     return result
 
 
-def _boxes_as_truth(records, boxes, image_root):
-    """The boxes file's boxes of `records` in the truth format `evaluate_proposals` scores against."""
+def _boxes_as_truth(records, boxes, image_sizes):
+    """The boxes file's boxes of `records` in the truth format `evaluate_proposals` scores against.
+
+    `image_sizes`: {filename: (width, height)}, as `_propose` decoded them.
+    """
     truth = {}
     for record in records:
-        with Image.open(validate.resolve_image_path(image_root, record.filename)) as image:
-            width, height = image.size
+        width, height = image_sizes[record.filename]
         objects = [{"box": [float(value) for value in box]} for box in (boxes or {}).get(record.filename, ())]
         truth[record.filename] = {"width": width, "height": height, "objects": objects, "sentences": []}
     return truth

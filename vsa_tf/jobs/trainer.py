@@ -116,6 +116,15 @@ class TrainingTask:
         return None
 
 
+def with_data(config, data_config):
+    """`config` reading `data_config` (a `DataConfig`) instead of its own data; None keeps it."""
+    if data_config is None:
+        return config
+    if not isinstance(data_config, DataConfig):
+        raise ValueError(f"data_config must be a DataConfig, received {type(data_config).__name__}")
+    return config.replace(data=data_config)
+
+
 def train(task, config, folder, verbose="auto", strategy="default", steps_per_epoch=None, data_config=None):
     """Trains `task`'s model from `config` into the run folder `folder`.
 
@@ -138,10 +147,7 @@ def train(task, config, folder, verbose="auto", strategy="default", steps_per_ep
     """
     if not isinstance(config, task.config_class):
         raise ValueError(f"Training a {task.kind!r} run needs a {task.config_class.__name__}, received {type(config).__name__}")
-    if data_config is not None:
-        if not isinstance(data_config, DataConfig):
-            raise ValueError(f"data_config must be a DataConfig, received {type(data_config).__name__}")
-        config = config.replace(data=data_config)
+    config = with_data(config, data_config)
     if not folder:
         raise ValueError(f"Training a {task.kind!r} run needs a run folder, received {folder!r}")
     # First: MultiWorkerMirroredStrategy must be created before TensorFlow runs any op.
