@@ -2,6 +2,7 @@
 """Export trained runs as TF Serving SavedModels (argument parsing only; see `vsa_tf.jobs.export`).
 
     python scripts/export_savedmodel.py --run runs/align --caption-run runs/caption --out saved_models --version 1
+    python scripts/export_savedmodel.py --run runs/align --caption-run runs/caption --proposals-run runs/proposals  # + regions from pixels
 """
 
 import sys

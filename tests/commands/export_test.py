@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from tests.export.conftest import make_run_folders
+from tests.export.conftest import make_run_folders, proposal_run_folder
 from vsa_tf import cli
 from vsa_tf.jobs import export as export_job
 
@@ -56,6 +56,26 @@ def test_export_command_errors_are_one_line_with_exit_code_2(run_folders, tmp_pa
     assert "is a caption run; give the alignment run as --run" in capsys.readouterr().err
     assert cli.main(["export", "--run", str(tmp_path / "missing"), "--out", out]) == 2
     assert "Run folder not found" in capsys.readouterr().err
+
+
+def test_export_command_takes_a_proposals_run(run_folders, tmp_path, capsys, monkeypatch):
+    seen = {}
+
+    def record(signatures, path):
+        seen[path] = signatures
+        fast_export(signatures, path)
+
+    monkeypatch.setattr(export_job, "export_captioner", record)
+    _, caption_dir = run_folders
+    out = str(tmp_path / "saved_models")
+    proposals_dir = proposal_run_folder(str(tmp_path / "proposals"))
+    assert cli.main(["export", "--run", caption_dir, "--proposals-run", proposals_dir, "--out", out]) == 0
+    (signatures,) = seen.values()
+    assert signatures.proposals is not None and signatures.proposals.max_proposals == 4
+    assert "warning: captioner: the proposals run's backbone is not the captioner's (weights differ)" in capsys.readouterr().err
+    other = proposal_run_folder(str(tmp_path / "other"), image_size=(48, 40))
+    assert cli.main(["export", "--run", caption_dir, "--proposals", other, "--out", out]) == 2
+    assert "has data.image_size [48, 40] but caption run" in capsys.readouterr().err
 
 
 @pytest.mark.slow

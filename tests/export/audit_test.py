@@ -22,14 +22,18 @@ def add_node(saved_model_dir, op):
         stream.write(proto.SerializeToString())
 
 
-@pytest.mark.parametrize("exported", ["captioner_dir", "aligner_dir"])
+@pytest.mark.parametrize("exported", ["captioner_dir", "aligner_dir", "captioner_proposals_dir", "aligner_proposals_dir"])
 def test_exported_models_use_stock_ops_only(exported, request):
     report = audit.check_saved_model(request.getfixturevalue(exported))
     assert report.ok and report.unregistered == [] and report.allowlisted == [] and report.pinned == []
     ops = set(report.op_functions)
     assert {"DecodeImage", "ResizeBilinear", "CropAndResize"} <= ops
     assert not any(op.startswith(("Cudnn", "TFText", "Sentencepiece", "WhitespaceTokenize")) for op in ops)
-    if exported == "aligner_dir":
+    if "proposals" in exported:  # the proposal network: NMS, top-K, delta decoding
+        assert {"CombinedNonMaxSuppression", "TopKV2", "Exp"} <= ops
+    else:
+        assert "CombinedNonMaxSuppression" not in ops
+    if exported.startswith("aligner"):
         assert {"StringLower", "StaticRegexReplace", "StringSplitV2", "LookupTableFindV2"} <= ops
     else:
         assert "While" in ops or "StatelessWhile" in ops  # the beam search loop

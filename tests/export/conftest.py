@@ -221,3 +221,89 @@ def make_run_folders(root, vocabulary):
         vocabulary.save(os.path.join(run_dir, "vocabulary.txt"))
         model.save_weights(os.path.join(run_dir, "model.weights.h5"))
     return alignment_dir, caption_dir
+
+
+MAX_PROPOSALS = 4
+
+
+def build_proposal_model(backbone=None, image_size=IMAGE_SIZE, seed=3):
+    """A tiny `ProposalModel` on a "simple" (4, 8) backbone (stride 2), random head with non-zero deltas.
+
+    ``backbone``: a built `Backbone` whose weights the proposal network's backbone copies (the
+    exported model's region backbone: a shared feature map); None keeps its own random weights.
+    """
+    from vsa_tf.layers.backbones import Backbone
+    from vsa_tf.models.proposal_model import ProposalModel
+
+    keras.utils.set_random_seed(seed)
+    model = ProposalModel(
+        image_size=image_size, feature_stride=2, anchor_sizes=(8, 16), aspect_ratios=(0.5, 1.0, 2.0), filters=4,
+        max_proposals=MAX_PROPOSALS, backbone=Backbone("simple", filters=(4, 8), name="backbone"), name="proposal_model",
+    )
+    model({"images": np.zeros((1, image_size[0], image_size[1], 3), np.float32)})
+    # Spread objectness logits and non-zero deltas: distinct scores keep the proposals' order clear of float noise.
+    random = np.random.RandomState(seed)
+    for kernel, scale in ((model.head.objectness.kernel, 1.0), (model.head.box_deltas.kernel, 0.05)):
+        kernel.assign(random.normal(0.0, scale, kernel.shape).astype("float32"))
+    if backbone is not None:
+        model.backbone.set_weights(backbone.get_weights())
+    return model
+
+
+def proposal_run_folder(root, image_size=IMAGE_SIZE, backbone=None):
+    """A proposals run folder (config.json, vocabulary.txt, model.weights.h5) with a tiny random model.
+
+    ``backbone``: a built `Backbone` whose weights the run's backbone copies.
+    """
+    from vsa_tf.config import DataConfig, ImageEncoderConfig, ProposalConfig, save_config
+    from vsa_tf.data.text import Vocabulary
+    from vsa_tf.jobs.builders import build_proposal_model as build_from_config
+
+    config = ProposalConfig(
+        data=DataConfig(image_size=image_size, max_boxes=MAX_BOXES), image=ImageEncoderConfig(filters=(4, 8), frozen=True),
+        anchor_sizes=(8.0, 16.0), filters=4, max_proposals=MAX_PROPOSALS,
+    )
+    keras.utils.set_random_seed(4)
+    model = build_from_config(config, load_backbone_weights=False)
+    if backbone is not None:
+        model.backbone.set_weights(backbone.get_weights())
+    os.makedirs(root)
+    save_config(config, os.path.join(root, "config.json"))
+    Vocabulary([]).save(os.path.join(root, "vocabulary.txt"))
+    model.save_weights(os.path.join(root, "model.weights.h5"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def captioner_proposals_signatures(captioner_signatures, vocabulary):
+    """The session's captioner with a proposal network sharing its backbone."""
+    from vsa_tf.export.captioner import CaptionerSignatures
+
+    model = captioner_signatures.model
+    proposal_model = build_proposal_model(model.feature_extractor.backbone_layer)
+    return CaptionerSignatures(model, vocabulary, IMAGE_SIZE, beam_size=BEAM, max_length=MAX_LENGTH, proposal_model=proposal_model)
+
+
+@pytest.fixture(scope="session")
+def captioner_proposals_dir(captioner_proposals_signatures, tmp_path_factory):
+    from vsa_tf.export.captioner import export_captioner
+
+    return export_captioner(captioner_proposals_signatures, str(tmp_path_factory.mktemp("captioner_proposals") / "1"))
+
+
+@pytest.fixture(scope="session")
+def aligner_proposals_signatures(aligner_signatures, vocabulary):
+    """The session's aligner with a proposal network of its own backbone (two backbone passes)."""
+    from vsa_tf.export.aligner import AlignerSignatures
+
+    proposal_model = build_proposal_model()
+    return AlignerSignatures(
+        aligner_signatures.model, vocabulary, IMAGE_SIZE, max_boxes=MAX_BOXES, max_words=MAX_WORDS, proposal_model=proposal_model
+    )
+
+
+@pytest.fixture(scope="session")
+def aligner_proposals_dir(aligner_proposals_signatures, tmp_path_factory):
+    from vsa_tf.export.aligner import export_aligner
+
+    return export_aligner(aligner_proposals_signatures, str(tmp_path_factory.mktemp("aligner_proposals") / "1"))

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.export.conftest import MAX_WORDS
+from tests.export.conftest import MAX_PROPOSALS, MAX_WORDS
 
 CPP_SOURCE = os.path.join(os.path.dirname(__file__), "cpp", "load_saved_model.cc")
 
@@ -98,6 +98,35 @@ def test_cpp_load_saved_model_runs_the_signatures(
         np.testing.assert_array_equal(outputs[key], expected[key].numpy(), err_msg=key)
     np.testing.assert_array_equal(outputs["words"], expected["words"].numpy())
     np.testing.assert_allclose(outputs["word_region_scores"], expected["word_region_scores"].numpy(), atol=1e-5)
+
+
+def test_cpp_load_saved_model_runs_the_proposal_signatures(
+    cpp_loader, captioner_proposals_dir, aligner_proposals_dir, images, tmp_path
+):
+    paths = []
+    for index, data in enumerate(images):
+        path = tmp_path / f"image{index}.bin"
+        path.write_bytes(data)
+        paths.append(str(path))
+    outputs = run_cpp(cpp_loader, captioner_proposals_dir, "caption_proposals", "image_bytes=files:" + ",".join(paths))
+    expected = tf.saved_model.load(captioner_proposals_dir).signatures["caption_proposals"](image_bytes=tf.constant(images))
+    assert outputs["boxes"].shape == (len(images), MAX_PROPOSALS, 4)
+    np.testing.assert_array_equal(outputs["captions"], expected["captions"].numpy())
+    np.testing.assert_array_equal(outputs["box_mask"], expected["box_mask"].numpy())
+    for key in ("scores", "boxes", "box_scores"):
+        np.testing.assert_allclose(outputs[key], expected[key].numpy(), atol=1e-4, err_msg=key)
+
+    outputs = run_cpp(
+        cpp_loader, aligner_proposals_dir, "align_proposals", f"image_bytes=files:{paths[1]}",
+        "sentences=strings:a red circle left of a blue square", "beta=float:1:0.5",
+    )
+    expected = tf.saved_model.load(aligner_proposals_dir).signatures["align_proposals"](
+        image_bytes=tf.constant(images[1:2]), sentences=tf.constant(["a red circle left of a blue square"]), beta=tf.constant([0.5])
+    )
+    for key in ("region_index", "snippet_region", "snippet_count"):
+        np.testing.assert_array_equal(outputs[key], expected[key].numpy(), err_msg=key)
+    for key in ("region_boxes", "region_scores", "word_region_scores"):
+        np.testing.assert_allclose(outputs[key], expected[key].numpy(), atol=1e-4, err_msg=key)
 
 
 def test_cpp_loader_reports_bad_image_bytes(cpp_loader, captioner_dir, tmp_path):

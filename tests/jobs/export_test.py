@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.export.conftest import MAX_BOXES, make_run_folders
+from tests.export.conftest import IMAGE_SIZE, MAX_BOXES, MAX_PROPOSALS, make_run_folders, proposal_run_folder
 from vsa_tf.export import layout
 from vsa_tf.jobs import export
 from vsa_tf.jobs.run_folder import Run
@@ -129,3 +129,44 @@ def test_exported_files_get_ordinary_permissions(run_folders, tmp_path, monkeypa
     written = [result["models_config"], result["batching_config"], str(tmp_path / "export.json")]
     written += [os.path.join(assets, name) for name in os.listdir(assets)]
     assert {path: oct(os.stat(path).st_mode & 0o777) for path in written} == {path: "0o644" for path in written}
+
+
+def test_export_with_a_proposals_run_adds_the_proposal_signatures(run_folders, tmp_path, capsys):
+    alignment_dir, caption_dir = run_folders
+    # The proposals run shares the caption run's backbone (the same weights), not the alignment run's.
+    caption_backbone = Run.load(caption_dir).model.feature_extractor.backbone_layer
+    proposals_dir = proposal_run_folder(str(tmp_path / "proposals"), backbone=caption_backbone)
+    out = str(tmp_path / "saved_models")
+    result = export.export_models(alignment_dir, caption_dir, out_dir=out, beam=2, proposals_run=proposals_dir)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: aligner: the proposals run's backbone is not the aligner's (weights differ); "
+        "the exported graph runs both backbones per image"
+    ]
+    captioner = result["captioner"]["signatures"]
+    assert sorted(captioner) == ["caption_proposals", "caption_regions", "serving_default"]
+    assert captioner["caption_proposals"]["inputs"] == {"image_bytes": "string [?]"}
+    assert captioner["caption_proposals"]["outputs"]["boxes"] == f"float [?, {MAX_PROPOSALS}, 4]"
+    assert captioner["caption_proposals"]["outputs"]["captions"] == f"string [?, {MAX_PROPOSALS}, 2]"
+    aligner = result["aligner"]["signatures"]
+    assert {"encode_image_proposals", "score_proposals", "align_proposals"} <= set(aligner)
+    assert aligner["align_proposals"]["inputs"] == {"beta": "float [?]", "image_bytes": "string [?]", "sentences": "string [?]"}
+    assert aligner["encode_image_proposals"]["outputs"]["region_scores"] == f"float [?, {MAX_BOXES + 1}]"
+    for name, shared in (("captioner", True), ("aligner", False)):
+        with open(os.path.join(out, name, "1", "assets.extra", "export.json")) as stream:
+            info = json.load(stream)
+        assert info["shared_backbone"] is shared and info["proposals_run"] == os.path.abspath(proposals_dir)
+        assert info["max_proposals"] == MAX_PROPOSALS
+
+
+def test_a_proposals_run_of_another_image_size_is_refused_before_writing(run_folders, tmp_path):
+    alignment_dir, caption_dir = run_folders
+    proposals_dir = proposal_run_folder(str(tmp_path / "proposals"), image_size=(48, 40))
+    out = str(tmp_path / "saved_models")
+    for runs in ((None, caption_dir), (alignment_dir, None)):
+        with pytest.raises(ValueError, match=rf"proposals run {proposals_dir} has data.image_size \[48, 40\] but .* run .* has "
+                           rf"\[{IMAGE_SIZE[0]}, {IMAGE_SIZE[1]}\]"):
+            export.export_models(*runs, out_dir=out, proposals_run=proposals_dir)
+    assert not os.path.exists(out)
+    with pytest.raises(ValueError, match="is a 'caption' run; expected a 'proposals' run"):
+        export.export_models(caption_run=caption_dir, out_dir=out, proposals_run=caption_dir)

@@ -11,6 +11,11 @@ def register(subparsers):
     )
     parser.add_argument("--run", required=True, help="an alignment run (exported as 'aligner') or a caption run ('captioner')")
     parser.add_argument("--caption-run", default=None, help="a caption run exported as 'captioner' alongside --run")
+    parser.add_argument(
+        "--proposals-run", "--proposals", dest="proposals_run", default=None,
+        help="a proposals run (vsa-tf train-proposals): adds signatures that find regions from the image bytes alone "
+        "(captioner: caption_proposals; aligner: encode_image_proposals, score_proposals, align_proposals)",
+    )
     parser.add_argument("--out", default="saved_models", help="model base folder (default: saved_models)")
     parser.add_argument("--version", type=int, default=None, help="version number (default: next free)")
     parser.add_argument("--beam", type=int, default=7, help="beam size of the captioner's in-graph beam search (default: 7)")
@@ -43,7 +48,8 @@ def run_export(args):
     else:
         raise ValueError(f"--run {args.run} is a {kind!r} run; export handles 'alignment' and 'caption' runs")
     result = export.export_models(
-        alignment_run, caption_run, out_dir=args.out, version=args.version, beam=args.beam, overwrite=args.overwrite
+        alignment_run, caption_run, out_dir=args.out, version=args.version, beam=args.beam, overwrite=args.overwrite,
+        proposals_run=args.proposals_run,
     )
     for name in ("aligner", "captioner"):
         if name in result:

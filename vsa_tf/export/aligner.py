@@ -22,6 +22,19 @@ Signatures (pixel mode; a cached-feature model takes `region_features` [B, R, D]
   `snippet_region` int32 [B, T] (-1 padded), `snippet_count` int32 [B], and `region_boxes` /
   `snippet_boxes` float32 pixels.
 
+Exported with a proposals run (`vsa-tf export --proposals-run`), three more signatures take image
+bytes alone and pool their regions from the proposals (`vsa_tf.export.proposals.ProposalStage`; one
+backbone pass per image where the proposal run's backbone is the aligner's): region 0 is the whole
+image, then the first max_boxes proposals, best first, as a boxes file of the proposals gives in
+training.
+
+- `encode_image_proposals`: `image_bytes` [B] -> the outputs of `encode_image_boxes` (`region_boxes`
+  are the proposal boxes used, original-image pixels) plus `region_scores` float32 [B, R] (each
+  region's objectness; -1 for region 0, the whole image, and for padding).
+- `score_proposals`: `image_bytes` [B], `sentences` tf.string [B, S] -> `scores` [B, S] (as `score`).
+- `align_proposals`: `image_bytes` [B], `sentences` [B], `beta` [B] -> the outputs of `align` plus
+  `region_scores`.
+
 Text goes through `vsa_tf.data.text.encode_sentences` with the vocabulary's `id_table` (core
 `tf.strings` ops and a `StaticHashTable`), the function the training pipeline uses.
 """
@@ -31,7 +44,7 @@ import tensorflow as tf
 from vsa_tf.align.mrf import mrf_align_batch
 from vsa_tf.data import text
 from vsa_tf.export import layout, preprocessing
-
+from vsa_tf.export.proposals import ProposalStage
 
 
 def snippet_spans(region_index):
@@ -83,9 +96,13 @@ class AlignerSignatures:
         max_words: sentence length T (`DataConfig.max_words`); longer sentences are truncated.
         feature_mode: "pixels" (image bytes in) or "cached" (region features in).
         feature_dim: D of cached features (cached mode).
+        proposal_model: optional built `ProposalModel` (a proposals run's model): adds the
+            `*_proposals` signatures. Its `image_size` must be ``image_size``.
     """
 
-    def __init__(self, model, vocabulary, image_size, max_boxes, max_words, feature_mode="pixels", feature_dim=None):
+    def __init__(
+        self, model, vocabulary, image_size, max_boxes, max_words, feature_mode="pixels", feature_dim=None, proposal_model=None
+    ):
         if feature_mode not in ("pixels", "cached"):
             raise ValueError(f"feature_mode must be 'pixels' or 'cached'; received {feature_mode!r}")
         if feature_mode == "cached" and not feature_dim:
@@ -98,22 +115,57 @@ class AlignerSignatures:
         self.feature_mode = feature_mode
         self.feature_dim = None if feature_dim is None else int(feature_dim)
         self.id_table = vocabulary.id_table()
+        self.proposals = None
+        if proposal_model is not None:
+            encoder = getattr(model, "region_encoder", None)
+            extractor = getattr(encoder, "feature_extractor", None) if feature_mode == "pixels" else None
+            self.proposals = ProposalStage(proposal_model, extractor, self.image_size, model_name="aligner")
 
     # Shared pieces --------------------------------------------------------------------------
 
     def _image_side(self, image_bytes, boxes=None):
         """-> (batch dict for `encode_images`, pixel region boxes [B, R, 4] with -1 padding)."""
         images, heights, widths = preprocessing.decode_images(image_bytes, self.image_size)
-        batch_size = tf.shape(image_bytes)[0]
         if boxes is None:
-            boxes = tf.zeros([batch_size, 0, 4])
+            boxes = tf.zeros([tf.shape(image_bytes)[0], 0, 4])
+        normalized, region_mask, pixel_boxes = self._regions(boxes, heights, widths)
+        return {"images": images, "boxes": normalized, "region_mask": region_mask}, pixel_boxes
+
+    def _regions(self, boxes, heights, widths):
+        """Client pixel boxes -> (rel_yxyx regions [B, R, 4], region_mask [B, R], pixel region boxes [B, R, 4], -1 padded)."""
+        batch_size = tf.shape(heights)[0]
         normalized, region_mask, kept = preprocessing.region_batch(boxes, heights, widths, self.max_boxes)
         whole = tf.stack(
             [tf.zeros([batch_size]), tf.zeros([batch_size]), tf.cast(widths, tf.float32), tf.cast(heights, tf.float32)], axis=1
         )
         pixel_boxes = tf.concat([whole[:, None, :], kept], axis=1)  # [B, R, 4]
         pixel_boxes = tf.where(region_mask[:, :, None], pixel_boxes, -tf.ones_like(pixel_boxes))
-        return {"images": images, "boxes": normalized, "region_mask": region_mask}, pixel_boxes
+        return normalized, region_mask, pixel_boxes
+
+    def _proposal_regions(self, image_bytes):
+        """Image bytes -> (region vectors [B, R, h], region_mask [B, R], pixel region boxes [B, R, 4], region_scores [B, R]).
+
+        The regions are the whole image and the first max_boxes proposals; the feature map is
+        computed once where the proposal network shares the aligner's backbone. The projection is
+        `RegionEncoder.call` after its feature extractor, at inference (the dropout is the identity).
+        """
+        batch_size = tf.shape(image_bytes)[0]
+        images, heights, widths = preprocessing.decode_images(image_bytes, self.image_size)
+        # The whole stage runs on a batch of at least one image (see `pad_empty_batch`), sliced at the end.
+        images, heights, widths = (preprocessing.pad_empty_batch(value) for value in (images, heights, widths))
+        proposal_map, region_map = self.proposals.feature_maps(images)
+        proposals = self.proposals.propose(proposal_map, heights, widths)  # real boxes first, best first
+        normalized, region_mask, pixel_boxes = self._regions(proposals["boxes"], heights, widths)
+        features = self.proposals.region_features(region_map, normalized, region_mask)  # [B, R, D]
+        encoder = self.model.region_encoder
+        vectors = encoder.projection(encoder.feature_dropout(features, training=False))  # [B, R, h]
+        vectors = vectors * tf.cast(region_mask, vectors.dtype)[:, :, None]
+        # Region r >= 1 is proposal r - 1: `region_batch` keeps the first max_boxes real boxes in order.
+        scores = proposals["box_scores"][:, : self.max_boxes]
+        scores = tf.pad(scores, [[0, 0], [1, self.max_boxes - tf.shape(scores)[1]]], constant_values=-1.0)  # [B, R]
+        scores = tf.where(region_mask, scores, -tf.ones_like(scores))  # region 0 (the whole image) stays -1
+        scores.set_shape([None, self.max_boxes + 1])
+        return tuple(value[:batch_size] for value in (tf.convert_to_tensor(vectors), region_mask, pixel_boxes, scores))
 
     def _encode_regions(self, batch):
         if "images" not in batch:
@@ -184,25 +236,52 @@ class AlignerSignatures:
         def align(image_bytes, boxes, sentences, beta):
             batch, pixel_boxes = self._image_side(image_bytes, boxes)
             vectors, mask = self._encode_regions(batch)
-            outputs = self._align(vectors, mask, sentences, beta)
-            outputs["region_boxes"] = pixel_boxes
-            snippet_region = tf.maximum(outputs["snippet_region"], 0)
-            snippet_boxes = tf.gather(pixel_boxes, snippet_region, batch_dims=1)  # [B, T, 4]
-            has = outputs["snippet_region"] >= 0
-            outputs["snippet_boxes"] = tf.where(has[:, :, None], snippet_boxes, -tf.ones_like(snippet_boxes))
-            return outputs
+            return self._align_with_boxes(vectors, mask, pixel_boxes, sentences, beta)
 
         def encode_text(sentences):
             vectors, mask, words = self._encode_text(sentences)
             return {"word_embeddings": vectors, "word_mask": mask, "words": words}
 
         sentence_rows_spec = tf.TensorSpec([None, None], tf.string, name="sentences")
-        return {
+        endpoints = {
             "encode_image": (encode_image, [preprocessing.IMAGE_BYTES_SPEC]),
             "encode_image_boxes": (encode_image_boxes, [preprocessing.IMAGE_BYTES_SPEC, preprocessing.BOXES_SPEC]),
             "encode_text": (encode_text, [sentences_spec]),
             "score": (score, [preprocessing.IMAGE_BYTES_SPEC, preprocessing.BOXES_SPEC, sentence_rows_spec]),
             "align": (align, [preprocessing.IMAGE_BYTES_SPEC, preprocessing.BOXES_SPEC, sentences_spec, beta_spec]),
+        }
+        if self.proposals is not None:
+            endpoints.update(self._proposal_endpoints(sentences_spec, sentence_rows_spec, beta_spec))
+        return endpoints
+
+    def _align_with_boxes(self, vectors, mask, pixel_boxes, sentences, beta):
+        outputs = self._align(vectors, mask, sentences, beta)
+        outputs["region_boxes"] = pixel_boxes
+        snippet_region = tf.maximum(outputs["snippet_region"], 0)
+        snippet_boxes = tf.gather(pixel_boxes, snippet_region, batch_dims=1)  # [B, T, 4]
+        has = outputs["snippet_region"] >= 0
+        outputs["snippet_boxes"] = tf.where(has[:, :, None], snippet_boxes, -tf.ones_like(snippet_boxes))
+        return outputs
+
+    def _proposal_endpoints(self, sentences_spec, sentence_rows_spec, beta_spec):
+        def encode_image_proposals(image_bytes):
+            vectors, mask, pixel_boxes, region_scores = self._proposal_regions(image_bytes)
+            return {"region_embeddings": vectors, "region_mask": mask, "region_boxes": pixel_boxes, "region_scores": region_scores}
+
+        def score_proposals(image_bytes, sentences):
+            vectors, mask, _, _ = self._proposal_regions(image_bytes)
+            return self._score(vectors, mask, sentences)
+
+        def align_proposals(image_bytes, sentences, beta):
+            vectors, mask, pixel_boxes, region_scores = self._proposal_regions(image_bytes)
+            outputs = self._align_with_boxes(vectors, mask, pixel_boxes, sentences, beta)
+            outputs["region_scores"] = region_scores
+            return outputs
+
+        return {
+            "encode_image_proposals": (encode_image_proposals, [preprocessing.IMAGE_BYTES_SPEC]),
+            "score_proposals": (score_proposals, [preprocessing.IMAGE_BYTES_SPEC, sentence_rows_spec]),
+            "align_proposals": (align_proposals, [preprocessing.IMAGE_BYTES_SPEC, sentences_spec, beta_spec]),
         }
 
     def _cached_endpoints(self, sentences_spec, beta_spec):
@@ -241,4 +320,5 @@ def export_aligner(signatures, path):
         signatures: an `AlignerSignatures`.
         path: output folder (must not exist; `vsa_tf.export.layout.write_version` passes a fresh one).
     """
-    return layout.write_archive(signatures.model, signatures.endpoints(), path, resources=[signatures.id_table])
+    resources = [signatures.id_table] + (signatures.proposals.tracked_layers if signatures.proposals is not None else [])
+    return layout.write_archive(signatures.model, signatures.endpoints(), path, resources=resources)

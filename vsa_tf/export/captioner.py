@@ -9,6 +9,15 @@ Signatures (pixel mode):
   pooled from the image's feature map (one backbone pass per image) and captioned on its own, as in
   the region-captioning training pairs. Padding boxes get empty captions and score 0.
 
+- `caption_proposals` (exported with a proposals run, `vsa-tf export --proposals-run`): `image_bytes`
+  [B] alone -> `captions` [B, K, k], `scores` [B, K, k], `box_mask` bool [B, K], and the proposal
+  boxes captioned: `boxes` float32 [B, K, 4] pixel x0, y0, x1, y1 of the original image, best first
+  (padding rows -1), `box_scores` float32 [B, K] objectness (padding 0). K is the proposal run's
+  `max_proposals`. The proposals come from the same feature map the regions are pooled from when
+  the proposal run's backbone is the captioner's (`vsa_tf.export.proposals.ProposalStage`), and each
+  box is captioned as `caption_regions` captions it: sending these boxes to `caption_regions` gives
+  the same captions.
+
 A cached-feature model takes `region_features` float32 [B, D] (`serving_default`) or [B, N, D] plus
 `region_mask` bool [B, N] (`caption_regions`) in place of the bytes and boxes.
 
@@ -22,6 +31,7 @@ import tensorflow as tf
 
 from vsa_tf.data import text
 from vsa_tf.export import layout, preprocessing
+from vsa_tf.export.proposals import ProposalStage
 from vsa_tf.samplers.beam import BeamSampler
 
 
@@ -59,6 +69,8 @@ class CaptionerSignatures:
         length_normalization: the beam sampler's length-penalty exponent (0 = none).
         feature_mode: "pixels" (image bytes in) or "cached" (region features in).
         feature_dim: D of cached features (cached mode).
+        proposal_model: optional built `ProposalModel` (a proposals run's model): adds the
+            `caption_proposals` signature. Its `image_size` must be ``image_size``.
     """
 
     def __init__(
@@ -71,6 +83,7 @@ class CaptionerSignatures:
         length_normalization=0.0,
         feature_mode="pixels",
         feature_dim=None,
+        proposal_model=None,
     ):
         if feature_mode not in ("pixels", "cached"):
             raise ValueError(f"feature_mode must be 'pixels' or 'cached'; received {feature_mode!r}")
@@ -88,6 +101,10 @@ class CaptionerSignatures:
             num_beams=self.beam_size, max_length=self.max_length, length_normalization=self.length_normalization
         )
         self.vocabulary_tokens = list(vocabulary.tokens)
+        self.proposals = None
+        if proposal_model is not None:
+            extractor = model.feature_extractor if feature_mode == "pixels" else None
+            self.proposals = ProposalStage(proposal_model, extractor, self.image_size, model_name="captioner")
 
     def caption_features(self, features):
         """CNN features [N, D] -> (captions tf.string [N, k], scores float32 [N, k])."""
@@ -139,10 +156,29 @@ class CaptionerSignatures:
             )  # [B, N, D], one backbone pass per image
             return self._caption_regions(tf.convert_to_tensor(region_features)[:batch_size], box_mask)
 
-        return {
+        endpoints = {
             "serving_default": (serving_default, [preprocessing.IMAGE_BYTES_SPEC]),
             "caption_regions": (caption_regions, [preprocessing.IMAGE_BYTES_SPEC, preprocessing.BOXES_SPEC]),
         }
+        if self.proposals is not None:
+            endpoints["caption_proposals"] = (self._caption_proposals, [preprocessing.IMAGE_BYTES_SPEC])
+        return endpoints
+
+    def _caption_proposals(self, image_bytes):
+        batch_size = tf.shape(image_bytes)[0]
+        images, heights, widths = preprocessing.decode_images(image_bytes, self.image_size)
+        # The whole stage runs on a batch of at least one image (see `pad_empty_batch`), sliced at the end.
+        images, heights, widths = (preprocessing.pad_empty_batch(value) for value in (images, heights, widths))
+        proposal_map, region_map = self.proposals.feature_maps(images)  # one backbone pass where shared
+        proposals = self.proposals.propose(proposal_map, heights, widths)  # original-image pixels [B, K, 4]
+        box_mask = proposals["box_mask"]
+        normalized = preprocessing.normalized_boxes(proposals["boxes"], heights, widths)  # as caption_regions
+        normalized = tf.where(box_mask[:, :, None], normalized, tf.zeros_like(normalized))
+        region_features = self.proposals.region_features(region_map, normalized, box_mask)  # [B, K, D]
+        outputs = self._caption_regions(tf.convert_to_tensor(region_features)[:batch_size], box_mask[:batch_size])
+        outputs["boxes"] = proposals["boxes"][:batch_size]
+        outputs["box_scores"] = proposals["box_scores"][:batch_size]
+        return outputs
 
     def _cached_endpoints(self):
         def serving_default(region_features):
@@ -166,4 +202,5 @@ class CaptionerSignatures:
 
 def export_captioner(signatures, path):
     """Writes the captioner SavedModel at ``path`` with `keras.export.ExportArchive` (no autograph)."""
-    return layout.write_archive(signatures.model, signatures.endpoints(), path)
+    resources = signatures.proposals.tracked_layers if signatures.proposals is not None else ()
+    return layout.write_archive(signatures.model, signatures.endpoints(), path, resources=resources)

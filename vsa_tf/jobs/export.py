@@ -3,10 +3,18 @@
 Each model is traced (`keras.export.ExportArchive`), audited for stock-TF-only ops, given its
 vocabulary and configs in `assets.extra/`, and renamed into place only when complete; then
 `models.config` and `batching.config` are (re)written in the output folder.
+
+With a proposals run (`proposals_run=`, `vsa-tf export --proposals-run`) both models also find their
+regions from the image bytes alone: the captioner's `caption_proposals` and the aligner's
+`encode_image_proposals`, `score_proposals` and `align_proposals` signatures
+(`vsa_tf.export.proposals`). The feature map is computed once per image where the proposal run's
+backbone is the model's region backbone; where it is not, both backbones run and a one-line warning
+says so.
 """
 
 import json
 import os
+import sys
 import time
 
 from vsa_tf import __version__
@@ -20,8 +28,8 @@ from vsa_tf.jobs import run_folder
 EXPORT_INFO_FILE = "export.json"
 
 
-def aligner_signatures(run):
-    """`AlignerSignatures` of a loaded alignment run."""
+def aligner_signatures(run, proposal_model=None):
+    """`AlignerSignatures` of a loaded alignment run (with ``proposal_model``: the `*_proposals` signatures)."""
     data = run.config.data
     return AlignerSignatures(
         run.model,
@@ -31,11 +39,13 @@ def aligner_signatures(run):
         max_words=data.max_words,
         feature_mode=run.model.feature_mode,
         feature_dim=getattr(run.model, "feature_dim", None),
+        proposal_model=proposal_model,
     )
 
 
-def captioner_signatures(run, beam=None):
-    """`CaptionerSignatures` of a loaded caption run (``beam`` overrides the run's beam size)."""
+def captioner_signatures(run, beam=None, proposal_model=None):
+    """`CaptionerSignatures` of a loaded caption run (``beam`` overrides the run's beam size; with
+    ``proposal_model``: the `caption_proposals` signature)."""
     config = run.config
     return CaptionerSignatures(
         run.model,
@@ -46,7 +56,35 @@ def captioner_signatures(run, beam=None):
         length_normalization=getattr(config, "length_normalization", 0.0),
         feature_mode=run.model.feature_mode,
         feature_dim=getattr(run.model, "feature_dim", None),
+        proposal_model=proposal_model,
     )
+
+
+def check_proposal_image_size(proposals_run, run):
+    """Raises ValueError unless the proposals run resizes images as ``run`` does (both `Run`s, loaded or opened)."""
+    proposal_size = tuple(int(size) for size in proposals_run.config.data.image_size)
+    model_size = tuple(int(size) for size in run.config.data.image_size)
+    if proposal_size != model_size:
+        raise ValueError(
+            f"proposals run {proposals_run.folder} has data.image_size {list(proposal_size)} but {run.kind} run {run.folder} "
+            f"has {list(model_size)}: the proposals must be laid on the image the regions are pooled from"
+        )
+
+
+def _proposal_info(signatures, proposals_run, name):
+    """export.json fields of a model exported with proposals; prints the two-backbone warning."""
+    stage = signatures.proposals
+    if not stage.shares_backbone:
+        print(
+            f"warning: {name}: the proposals run's backbone is not the {name}'s ({stage.backbone_difference}); "
+            "the exported graph runs both backbones per image",
+            file=sys.stderr,
+        )
+    return {
+        "proposals_run": os.path.abspath(proposals_run.folder),
+        "max_proposals": stage.max_proposals,
+        "shared_backbone": stage.shares_backbone,
+    }
 
 
 def _assets(run, info):
@@ -79,7 +117,9 @@ def _writer(name, version, export_function, signatures, run, run_dir, extra_info
     return write, info
 
 
-def export_models(alignment_run=None, caption_run=None, out_dir="saved_models", version=None, beam=7, overwrite=False):
+def export_models(
+    alignment_run=None, caption_run=None, out_dir="saved_models", version=None, beam=7, overwrite=False, proposals_run=None
+):
     """Exports the aligner and/or the captioner as `out_dir/<name>/<version>/` SavedModels.
 
     All or nothing: every run is loaded and checked before anything is written, and the models are
@@ -93,6 +133,8 @@ def export_models(alignment_run=None, caption_run=None, out_dir="saved_models", 
         version: positive integer; None = one more than the highest existing version of either model.
         beam: beam size of the captioner's in-graph beam search (None = the run's).
         overwrite: replace an existing version (otherwise a ValueError, before anything is written).
+        proposals_run: optional proposals run folder (or loaded run): adds the proposal signatures to
+            both models. Its `data.image_size` must be each model's (a ValueError naming both otherwise).
 
     Returns:
         {name: {"path", "version", "signatures"}} plus "models_config" and "batching_config" paths.
@@ -103,17 +145,29 @@ def export_models(alignment_run=None, caption_run=None, out_dir="saved_models", 
     version = layout.next_version(out_dir, names) if version is None else layout.check_version(version)
     for name in names:  # fail before exporting anything
         layout.check_can_write(out_dir, name, version, overwrite)
+    proposal_model = None
+    if proposals_run is not None:  # image sizes are checked on the configs, before any model is loaded
+        opened = proposals_run if isinstance(proposals_run, run_folder.Run) else run_folder.Run.open(proposals_run, "proposals")
+        for run, kind in ((alignment_run, "alignment"), (caption_run, "caption")):
+            if run is not None:
+                check_proposal_image_size(opened, run if isinstance(run, run_folder.Run) else run_folder.Run.open(run, kind))
+        proposals_run = run_folder.as_run(proposals_run, "proposals")
+        proposal_model = proposals_run.model
 
     writers = {}  # name -> (write function, info); every run is loaded before the first write
     if alignment_run is not None:
         run = run_folder.as_run(alignment_run, "alignment")
-        signatures = aligner_signatures(run)
+        signatures = aligner_signatures(run, proposal_model)
         extra = {"max_boxes": signatures.max_boxes, "max_words": signatures.max_words, "image_size": list(signatures.image_size)}
+        if proposal_model is not None:
+            extra.update(_proposal_info(signatures, proposals_run, layout.ALIGNER_NAME))
         writers[layout.ALIGNER_NAME] = _writer(layout.ALIGNER_NAME, version, export_aligner, signatures, run, run.folder, extra)
     if caption_run is not None:
         run = run_folder.as_run(caption_run, "caption")
-        signatures = captioner_signatures(run, beam)
+        signatures = captioner_signatures(run, beam, proposal_model)
         extra = {"beam": signatures.beam_size, "max_length": signatures.max_length, "image_size": list(signatures.image_size)}
+        if proposal_model is not None:
+            extra.update(_proposal_info(signatures, proposals_run, layout.CAPTIONER_NAME))
         writers[layout.CAPTIONER_NAME] = _writer(layout.CAPTIONER_NAME, version, export_captioner, signatures, run, run.folder, extra)
 
     paths = layout.write_versions(out_dir, version, {name: write for name, (write, _) in writers.items()}, overwrite=overwrite)

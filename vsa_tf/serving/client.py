@@ -2,8 +2,10 @@
 
 Both clients send raw inputs (encoded image bytes, pixel boxes, sentences) to the signatures of
 `vsa_tf.export.captioner` and `vsa_tf.export.aligner` and return numpy outputs; the convenience
-methods (`caption`, `caption_regions`, `encode_image`, `encode_text`, `score`, `align`) shape the
-requests and the answers. Every call has a timeout, and every failure (connection refused, timeout,
+methods (`caption`, `caption_regions`, `caption_proposals`, `encode_image`, `encode_text`, `score`,
+`align`) shape the requests and the answers. Models exported with a proposals run also find regions
+from the image bytes alone: `caption_proposals`, and `proposals=True` of `encode_image`, `score` and
+`align` (the `*_proposals` signatures). Every call has a timeout, and every failure (connection refused, timeout,
 HTTP or gRPC error, malformed answer) raises `ServingError` naming the URL, model and signature.
 
 Example:
@@ -104,9 +106,37 @@ class _ModelClient:
             )
         return result
 
-    def encode_image(self, images, boxes=None, model=ALIGNER, version=None, box_count=None):
-        """-> dict with `region_embeddings` [B, R, h], `region_mask` [B, R], `region_boxes` [B, R, 4]."""
+    def caption_proposals(self, images, model=CAPTIONER, version=None):
+        """Images alone -> per image, per proposal box (best first), `{"box", "box_score", "captions"}`.
+
+        `box` is [x0, y0, x1, y1] in the image's pixels and `captions` a list of (caption, score),
+        best first (the `caption_proposals` signature of a captioner exported with a proposals run).
+        """
+        images = [read_image(image) for image in images]
+        outputs = self.predict(model, {"image_bytes": np.array(images, dtype=object)}, "caption_proposals", version)
+        result = []
+        for image_index in range(len(images)):
+            regions = []
+            for box in np.flatnonzero(np.asarray(outputs["box_mask"][image_index], bool)):
+                regions.append(
+                    {
+                        "box": [float(value) for value in outputs["boxes"][image_index, box]],
+                        "box_score": float(outputs["box_scores"][image_index, box]),
+                        "captions": list(zip(outputs["captions"][image_index, box].tolist(), outputs["scores"][image_index, box].tolist())),
+                    }
+                )
+            result.append(regions)
+        return result
+
+    def encode_image(self, images, boxes=None, model=ALIGNER, version=None, box_count=None, proposals=False):
+        """-> dict with `region_embeddings` [B, R, h], `region_mask` [B, R], `region_boxes` [B, R, 4].
+
+        `proposals=True` (no boxes): the regions are the exported proposal network's boxes, and the
+        answer also holds `region_scores` [B, R].
+        """
         inputs = {"image_bytes": np.array([read_image(image) for image in images], dtype=object)}
+        if _use_proposals(boxes, proposals, "encode_image"):
+            return self.predict(model, inputs, "encode_image_proposals", version)
         if boxes is None:
             return self.predict(model, inputs, "encode_image", version)
         inputs["boxes"] = pad_boxes(boxes, box_count)
@@ -116,15 +146,21 @@ class _ModelClient:
         """-> dict with `word_embeddings` [B, T, h], `word_mask` [B, T], `words` [B, T]."""
         return self.predict(model, {"sentences": np.array(list(sentences), dtype=object)}, "encode_text", version)
 
-    def score(self, images, sentences, boxes=None, model=ALIGNER, version=None, box_count=None):
+    def score(self, images, sentences, boxes=None, model=ALIGNER, version=None, box_count=None, proposals=False):
         """The images x sentences score matrix, numpy float32 [len(images), len(sentences)].
 
         Each image is sent with the whole sentence list (the signature is batched along images so
         that server-side batching can merge requests); the server encodes each sentence once.
+        `proposals=True` (no boxes): the regions are the exported proposal network's boxes.
         """
         images = [read_image(image) for image in images]
-        boxes = [[] for _ in images] if boxes is None else boxes
         sentence_rows = np.array([list(sentences)] * len(images), dtype=object).reshape(len(images), len(sentences))
+        if _use_proposals(boxes, proposals, "score"):
+            outputs = self.predict(
+                model, {"image_bytes": np.array(images, dtype=object), "sentences": sentence_rows}, "score_proposals", version
+            )
+            return np.asarray(_output(outputs, "scores"), np.float32)
+        boxes = [[] for _ in images] if boxes is None else boxes
         outputs = self.predict(
             model,
             {"image_bytes": np.array(images, dtype=object), "boxes": pad_boxes(boxes, box_count), "sentences": sentence_rows},
@@ -133,23 +169,22 @@ class _ModelClient:
         )
         return np.asarray(_output(outputs, "scores"), np.float32)
 
-    def align(self, image, boxes, sentence, beta=1.0, model=ALIGNER, version=None, box_count=None):
+    def align(self, image, boxes, sentence, beta=1.0, model=ALIGNER, version=None, box_count=None, proposals=False):
         """One image, its pixel boxes, one sentence -> (raw outputs of row 0, list of snippets).
 
         Each snippet is `{"start", "end", "words", "region", "box"}` as in the snippets JSON of
-        `vsa-tf align` (region 0 = the whole image).
+        `vsa-tf align` (region 0 = the whole image). `proposals=True` with `boxes=None`: the regions
+        are the exported proposal network's boxes (`region_boxes` of the answer).
         """
-        outputs = self.predict(
-            model,
-            {
-                "image_bytes": np.array([read_image(image)], dtype=object),
-                "boxes": pad_boxes([boxes], box_count),
-                "sentences": np.array([sentence], dtype=object),
-                "beta": np.array([beta], np.float32),
-            },
-            "align",
-            version,
-        )
+        inputs = {
+            "image_bytes": np.array([read_image(image)], dtype=object),
+            "sentences": np.array([sentence], dtype=object),
+            "beta": np.array([beta], np.float32),
+        }
+        signature = "align_proposals" if _use_proposals(boxes, proposals, "align") else "align"
+        if signature == "align":
+            inputs["boxes"] = pad_boxes([boxes], box_count)
+        outputs = self.predict(model, inputs, signature, version)
         row = {name: value[0] for name, value in outputs.items()}
         snippets = []
         for index in range(int(row["snippet_count"])):
@@ -164,6 +199,13 @@ class _ModelClient:
                 }
             )
         return row, snippets
+
+
+def _use_proposals(boxes, proposals, method):
+    """Whether a call goes to a `*_proposals` signature; boxes and proposals exclude each other."""
+    if proposals and boxes is not None:
+        raise ValueError(f"{method}: give boxes or proposals=True, not both")
+    return bool(proposals)
 
 
 def _output(outputs, name):
