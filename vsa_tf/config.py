@@ -74,6 +74,9 @@ class DataConfig(ConfigMixin):
         dataset: path of the captions file (Karpathy split JSON, COCO captions JSON or Flickr8k token txt).
         images: image root folder; every filename in the dataset resolves inside it.
         boxes: optional region boxes JSON (filename -> list of [x0, y0, x1, y1] pixel boxes, best first).
+        proposals: optional proposals run (`vsa-tf train-proposals`) whose boxes are used instead of a
+            boxes file given by hand: a training job writes them into its run folder
+            (`proposal_boxes.json`) and records that file as `boxes`, keeping this path as provenance.
         image_size: (height, width) images are resized to before the CNN.
         max_boxes: detector boxes kept per image (the paper's 19); the whole image is added as region 0.
         max_words: sentences are truncated to this many words.
@@ -91,6 +94,7 @@ class DataConfig(ConfigMixin):
     dataset: str = ""
     images: str = ""
     boxes: typing.Optional[str] = None
+    proposals: typing.Optional[str] = None
     image_size: typing.Tuple[int, int] = (128, 128)
     max_boxes: int = 19
     max_words: int = 16
@@ -243,7 +247,7 @@ def migrate_flat_image_fields(values, dropped=()):
 # Fields added after runs were saved without them -> the value those runs were trained with
 # (none stopped early; no captioner pretrained its CNN on the alignment objective; every alignment
 # model was trained with SGD before `optimizer` existed).
-FIELDS_OF_OLDER_RUNS = {"patience": 0, "image_pretraining": "none", "optimizer": "sgd"}
+FIELDS_OF_OLDER_RUNS = {"patience": 0, "image_pretraining": "none", "optimizer": "sgd", "upsampling": 1, "horizontal_flip": False}
 IMAGE_PRETRAININGS = ("alignment", "none")
 
 
@@ -575,6 +579,12 @@ class ProposalConfig(ConfigMixin):
         anchor_sizes: square anchor sides in pixels of the resized image (`data.image_size`).
         aspect_ratios: anchor height / width ratios.
         filters: channels of the head's 3 x 3 convolution.
+        upsampling: the head resizes the backbone's map by this factor (bilinear) before its convolution,
+            so anchors are laid at stride / upsampling (16 on EfficientNet's stride-32 map) from the same
+            backbone pass as the region features.
+        horizontal_flip: train on mirrored copies too (each epoch flips half the examples; with a frozen
+            backbone the cached feature map is mirrored, which an ImageNet CNN trained with flips
+            approximates well).
         positive_iou, negative_iou: anchor labels (the paper: 0.7 and 0.3).
         samples_per_image: anchors sampled per image for the loss (the paper: 256).
         positive_fraction: most positives among them (the paper: 0.5).
@@ -593,6 +603,8 @@ class ProposalConfig(ConfigMixin):
     anchor_sizes: typing.Tuple[float, ...] = (16.0, 32.0, 64.0, 128.0)
     aspect_ratios: typing.Tuple[float, ...] = (0.5, 1.0, 2.0)
     filters: int = 256
+    upsampling: int = 1
+    horizontal_flip: bool = False
     positive_iou: float = 0.7
     negative_iou: float = 0.3
     samples_per_image: int = 256
@@ -618,10 +630,14 @@ class ProposalConfig(ConfigMixin):
             raise ValueError(
                 f"ProposalConfig: anchor_sizes and aspect_ratios must be positive, received {self.anchor_sizes!r} and {self.aspect_ratios!r}"
             )
-        for field_name in ("filters", "samples_per_image", "max_proposals", "batch_size", "epochs"):
+        for field_name in ("filters", "upsampling", "samples_per_image", "max_proposals", "batch_size", "epochs"):
             if int(getattr(self, field_name)) < 1:
                 raise ValueError(f"ProposalConfig.{field_name} must be >= 1, received {getattr(self, field_name)!r}")
         check_patience("ProposalConfig", self.patience)
+
+    @classmethod
+    def migrate(cls, values):
+        return fill_fields_of_older_runs(values, ("upsampling", "horizontal_flip"))
 
 
 @dataclasses.dataclass
@@ -652,6 +668,14 @@ class DemoConfig(ConfigMixin):
         beam_size: beam width of caption generation and of the exported captioner.
         caption_eval_images: test images captioned for Tables 2-3 (all when None).
         run_embedding: whether to train the joint embedding and run the arithmetic demo.
+        proposal_anchor_sizes: anchor sides (pixels of `image_size`) of the learned region proposals. The
+            world's objects, resized to 64 x 96, are 9-27 pixels across (1st-99th percentile of the
+            square root of their area) and squashed to height / width 0.4-1.2: hence these sizes and
+            `proposal_aspect_ratios`.
+        proposal_aspect_ratios: anchor height / width ratios of the learned proposals.
+        proposal_epochs: epochs of the proposal network (on the BRNN's frozen CNN: feature maps computed once).
+        proposal_caption_images: test images whose objects are captioned from the generator's boxes and from
+            the learned proposals (each object from its best-overlapping box).
         quick: a smoke-sized run (used by the test suite).
     """
 
@@ -678,11 +702,17 @@ class DemoConfig(ConfigMixin):
     beam_size: int = 7
     caption_eval_images: typing.Optional[int] = 300
     run_embedding: bool = True
+    proposal_anchor_sizes: typing.Tuple[float, ...] = (10.0, 14.0, 20.0, 28.0)
+    proposal_aspect_ratios: typing.Tuple[float, ...] = (0.5, 0.75, 1.0)
+    proposal_epochs: int = 10
+    proposal_caption_images: int = 100
     quick: bool = False
 
     def __post_init__(self):
         self.image_size = tuple(self.image_size)
         self.betas = tuple(self.betas)
+        self.proposal_anchor_sizes = tuple(float(size) for size in self.proposal_anchor_sizes)
+        self.proposal_aspect_ratios = tuple(float(ratio) for ratio in self.proposal_aspect_ratios)
 
     @classmethod
     def quick_config(cls, **overrides):
@@ -690,7 +720,8 @@ class DemoConfig(ConfigMixin):
         values = dict(
             train_images=160, val_images=30, test_images=60, image_size=(48, 64), alignment_epochs=2,
             caption_epochs=1, embedding_epochs=1, alignment_batch_size=32, caption_batch_size=32, region_dim=32,
-            caption_hidden=32, betas=(0.0, 1.0, 5.0), beam_size=3, caption_eval_images=20, quick=True,
+            caption_hidden=32, betas=(0.0, 1.0, 5.0), beam_size=3, caption_eval_images=20,
+            proposal_anchor_sizes=(7.0, 10.0, 14.0, 20.0), proposal_epochs=2, proposal_caption_images=6, quick=True,
         )
         values.update(overrides)
         return cls(**values)

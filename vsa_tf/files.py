@@ -48,6 +48,17 @@ def atomic_write_text(path, text):
     atomic_write_bytes(path, lambda stream: stream.write(text.encode("utf-8")))
 
 
+def atomic_save_figure(figure, path, **savefig_options):
+    """``figure.savefig`` into ``path`` through a temporary file and a rename (format from the extension).
+
+    `savefig_options` go to matplotlib's ``Figure.savefig`` (dpi, bbox_inches, ...); closing the figure
+    is the caller's.
+    """
+    options = {"format": os.path.splitext(os.fspath(path))[1].lstrip(".") or "png", **savefig_options}
+    atomic_write_bytes(path, lambda stream: figure.savefig(stream, **options))
+    return path
+
+
 def atomic_save_weights(model, path):
     """``model.save_weights(path)`` (a Keras model or layer) through a temporary file and a rename.
 

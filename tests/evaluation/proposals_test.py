@@ -92,3 +92,25 @@ def test_errors_name_the_value():
         proposals.baseline_proposals(truth, "random")
     with pytest.raises(ValueError, match="the boxes name none of the truth's images"):
         proposals.evaluate_proposals({"b.jpg": np.zeros((0, 4))}, truth)
+
+
+def test_dataset_filenames_keep_the_datasets_order_and_the_truths_images(tmp_path):
+    from vsa_tf.data.records import CaptionDataset, ImageRecord
+
+    records = [ImageRecord(filename=name, image_id=index, split=split, sentences=[])
+               for index, (name, split) in enumerate([("z.jpg", "val"), ("a.jpg", "train"), ("m.jpg", "val"), ("q.jpg", "val")])]
+    dataset = CaptionDataset(records=records)
+    image = {"width": 10, "height": 10, "objects": [{"box": [0, 0, 10, 10]}], "sentences": []}
+    truth = {name: image for name in ("z.jpg", "a.jpg", "m.jpg")}
+    assert proposals.dataset_filenames(dataset, ("val",), truth) == ["z.jpg", "m.jpg"]  # q.jpg: not in the truth
+    assert proposals.dataset_filenames(dataset, "train", truth) == ["a.jpg"]
+    # Images of the split the boxes file lacks count as images without proposals; `limit` keeps the first N.
+    report = proposals.evaluate_proposals({"m.jpg": [[0, 0, 10, 10]]}, truth, recall_at=(1,), dataset=dataset, splits=("val",))
+    assert report["proposals"]["num_images"] == 2 and report["proposals"]["recall_at"] == {"1": 50.0}
+    limited = proposals.evaluate_proposals({"m.jpg": [[0, 0, 10, 10]]}, truth, recall_at=(1,), dataset=dataset, limit=1)
+    assert limited["proposals"]["num_images"] == 1 and limited["proposals"]["recall_at"] == {"1": 0.0}
+    assert "selective_search_fast" not in report["baselines"]
+    with pytest.raises(ValueError, match="splits must name splits of the dataset \\['train', 'val'\\], received \\('test',\\)"):
+        proposals.dataset_filenames(dataset, ("test",), truth)
+    with pytest.raises(ValueError, match="the truth has none of the images of split\\(s\\) \\('val',\\)"):
+        proposals.dataset_filenames(dataset, ("val",), {"a.jpg": truth["a.jpg"]})

@@ -41,9 +41,11 @@ def test_quick_demo_writes_report_exports_and_summary(tmp_path):
     shares = [caption_oracle(truth["images"][record.filename], samples=oracle["samples"], seed=index)["mode_frequency"]
               for index, record in enumerate(records)]
     assert len(shares) == 20 and oracle["median_mode_frequency"] == statistics.median(shares)
+    _check_proposals(summary["proposals"], out, truth)
     html = (report / "index.html").read_text()
+    assert "Generator&#x27;s boxes vs learned proposals" in html and "_proposals.png" in html
     figures = [name for name in os.listdir(report) if name.endswith(".png")]
-    assert len(figures) >= 7
+    assert len(figures) >= 8
     for name in figures:
         assert f'src="{name}"' in html
     assert (saved_models / "captioner" / "1" / "saved_model.pb").exists()
@@ -57,3 +59,39 @@ def test_quick_demo_writes_report_exports_and_summary(tmp_path):
                                  out_dir=str(saved_models), beam=3)
     assert again["captioner"]["version"] == 2 and again["aligner"]["version"] == 2
     assert (saved_models / "captioner" / "1" / "saved_model.pb").exists()
+
+
+def _check_proposals(proposals, out, truth):
+    """The learned-proposals stage: boxes for every test image, recalls and accuracies in range, R@19 recounted."""
+    boxes = json.loads((out / "runs" / "proposals_test_boxes.json").read_text())
+    test_names = [name for name, image in truth["images"].items() if name in boxes]
+    assert len(boxes) == len(test_names) == 60
+    for name, entry in boxes.items():
+        assert len(entry["boxes"]) == len(entry["scores"]) <= 19 and entry["scores"] == sorted(entry["scores"], reverse=True)
+    assert set(proposals["recall"]) == {"generator_boxes", "learned_proposals", "whole_image", "grid_19"}
+    for report in proposals["recall"].values():
+        assert report["num_images"] == 60 and report["num_boxes"] == proposals["recall"]["grid_19"]["num_boxes"] > 0
+        recalls = [report["recall_at"][k] for k in ("1", "5", "10", "19", "50", "100")]
+        assert all(0 <= value <= 100 for value in recalls) and recalls == sorted(recalls)
+    # R@19 of the learned proposals, counted object by object.
+    found = 0
+    for name in test_names:
+        for obj in truth["images"][name]["objects"]:
+            found += any(_iou(box, obj["box"]) >= 0.5 for box in boxes[name]["boxes"][:19])
+    assert proposals["recall"]["learned_proposals"]["recall_at"]["19"] == round(100 * found / proposals["recall"]["grid_19"]["num_boxes"], 2)
+    phrase = proposals["phrase_accuracy"]
+    assert phrase["generator_boxes"]["num_phrases"] == phrase["learned_proposals"]["num_phrases"] > 0
+    assert all(0 <= phrase[name]["phrase_accuracy"] <= 1 for name in ("generator_boxes", "learned_proposals"))
+    region = proposals["region_captions"]
+    assert region["num_images"] == 6 and region["num_regions"] > 0
+    for name in ("true_boxes", "generator_boxes", "learned_proposals"):
+        assert 0 <= region[name]["Bleu_1"] <= 1
+    assert all(0 <= region["matched"][name] <= 1 for name in ("generator_boxes", "learned_proposals"))
+    assert os.path.exists(proposals["figures"]["proposals"]) and len(proposals["figures"]["region_captions"]) >= 1
+
+
+def _iou(first, second):
+    width = max(0.0, min(first[2], second[2]) - max(first[0], second[0]))
+    height = max(0.0, min(first[3], second[3]) - max(first[1], second[1]))
+    union = (first[2] - first[0]) * (first[3] - first[1]) + (second[2] - second[0]) * (second[3] - second[1]) - width * height
+    return width * height / union

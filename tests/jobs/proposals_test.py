@@ -76,3 +76,21 @@ def test_config_checks_its_fields():
         ProposalConfig(anchor_sizes=())
     with pytest.raises(ValueError, match="ProposalConfig.max_proposals must be >= 1, received 0"):
         ProposalConfig(max_proposals=0)
+
+
+def test_a_fresh_run_on_an_alignment_runs_cnn_starts_from_that_cnn(world, tmp_path):
+    from vsa_tf.config import AlignmentConfig
+    from vsa_tf.jobs.alignment import train_alignment
+
+    alignment_config = AlignmentConfig(
+        data=world["data"], image=ImageEncoderConfig(filters=(4, 8, 8)), region_dim=8, embedding_dim=4, hidden_dim=6,
+        batch_size=8, epochs=1, dropout=0.0, patience=0,
+    )
+    alignment = train_alignment(alignment_config, run_dir=str(tmp_path / "alignment"), verbose=0)
+    run_dir = str(tmp_path / "proposals")  # a fresh folder: the CNN file is written before the feature maps are computed
+    result = proposals.train_proposals(world["config"].replace(epochs=1), world["data"], run_dir, verbose=0,
+                                       cnn_from_alignment=str(tmp_path / "alignment"))
+    assert os.path.exists(os.path.join(run_dir, proposals.ALIGNMENT_CNN_FILE))
+    images = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    cnn = alignment.run.model.region_encoder.feature_extractor.backbone_layer
+    np.testing.assert_allclose(np.asarray(result.run.model.feature_map(images)), np.asarray(cnn(images)), rtol=1e-4, atol=1e-5)

@@ -58,3 +58,21 @@ def test_saved_model_file_round_trip_and_errors(tmp_path):
         model({"feature_map": np.zeros((1, 5, 5, 6), "float32")})
     with pytest.raises(ValueError, match="box_loss_weight must be >= 0, received -1"):
         ProposalModel(image_size=(32, 32), feature_stride=8, box_loss_weight=-1)
+
+
+def test_upsampling_lays_anchors_at_the_finer_stride_and_round_trips(tmp_path):
+    model = ProposalModel(image_size=(32, 32), feature_stride=8, anchor_sizes=(8, 16), filters=4, upsampling=2)
+    feature_map = np.random.default_rng(0).normal(size=(2, 4, 4, 6)).astype("float32")
+    logits, deltas = model({"feature_map": feature_map})
+    # An 8 x 8 grid of anchor centres 4 pixels apart, 2 sizes x 3 ratios each.
+    assert model.anchor_stride == 4 and model.anchors.shape == (8 * 8 * 6, 4)
+    assert tuple(logits.shape) == (2, 384) and tuple(deltas.shape) == (2, 384, 4)
+    centres = (model.anchors[:, :2] + model.anchors[:, 2:]) / 2
+    np.testing.assert_allclose(np.unique(np.round(centres[:, 0], 3)), 2.0 + 4.0 * np.arange(8))
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert restored.upsampling == 2
+    np.testing.assert_allclose(np.asarray(restored({"feature_map": feature_map})[0]), np.asarray(logits), rtol=1e-5)
+    with pytest.raises(ValueError, match="upsampling must be an integer >= 1 dividing feature_stride 8, received 3"):
+        ProposalModel(image_size=(32, 32), feature_stride=8, upsampling=3)

@@ -58,6 +58,8 @@ def add_out_argument(parser, help, deprecated_run=False):
 # read as "no boxes" and, unlike None (option not given), does not fall back to the run's own boxes.
 NO_BOXES = ""
 BOXES_HELP = "boxes JSON (filename -> [[x0, y0, x1, y1], ...] pixels, best first); 'none' = whole images only"
+# `--proposals RUN` stands wherever `--boxes` does, and excludes it.
+PROPOSALS_HELP = "proposals run (vsa-tf train-proposals) whose boxes for the images are used instead of --boxes"
 
 
 def boxes_argument(value):

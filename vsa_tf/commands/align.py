@@ -10,8 +10,9 @@ from vsa_tf.commands import add_out_argument, add_strategy_argument
 from vsa_tf.commands.config_arguments import add_config_arguments, config_from_arguments
 
 # The data options of a command on an existing run: where its dataset lives (jobs.alignment keeps the
-# run's other data settings, e.g. the image size and restval).
-RUN_DATA_FIELDS = ("dataset", "images", "boxes", "features", "split_of_file", "split_files")
+# run's other data settings, e.g. the image size and restval). `--proposals RUN`: the boxes of a proposals
+# run for the split, made (or reused) in the temp folder (`vsa_tf.jobs.proposal_boxes.with_proposal_boxes`).
+RUN_DATA_FIELDS = ("dataset", "images", "boxes", "proposals", "features", "split_of_file", "split_files")
 
 
 def _add_run_data_arguments(parser):

@@ -3,7 +3,7 @@
 import json
 
 from vsa_tf import config
-from vsa_tf.commands import add_out_argument, add_strategy_argument, boxes_argument
+from vsa_tf.commands import PROPOSALS_HELP, add_out_argument, add_strategy_argument, boxes_argument
 from vsa_tf.commands.config_arguments import add_config_arguments, config_from_arguments, run_data_config
 
 # The data options of the evaluation commands, applied to the caption run's own data config.
@@ -38,9 +38,17 @@ def register(subparsers):
     caption.add_argument("--run", required=True, help="caption run folder")
     caption.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     caption.add_argument("--beam", type=int, default=None, help="beam size (default: the run's, 7; 1 = greedy)")
-    caption.add_argument(
+    regions = caption.add_mutually_exclusive_group()
+    regions.add_argument(
         "--boxes", type=boxes_argument, default=None,
         help="boxes JSON keyed by the image path, its trailing components (sub/a.jpg) or its basename; an image with no key is captioned whole, with a warning; 'none' = whole images only",
+    )
+    regions.add_argument(
+        "--proposals", default=None, metavar="RUN",
+        help=PROPOSALS_HELP + ": each image's proposal boxes are captioned, printed with their proposal scores (no boxes file needed)",
+    )
+    caption.add_argument(
+        "--max-boxes", type=int, default=None, metavar="K", help="with --proposals: caption each image's best K proposals (default: all)"
     )
     caption.add_argument("--json", dest="json_path", default=None, help="also write the captions here")
     caption.set_defaults(handler=run_caption)
@@ -91,10 +99,18 @@ def run_train_caption(args):
 def run_caption(args):
     from vsa_tf.files import atomic_write_text
     from vsa_tf.jobs.captioning import caption_images
+    from vsa_tf.jobs.proposal_captions import caption_proposals
 
-    results = caption_images(args.run, args.images, boxes=args.boxes or None, beam=args.beam)
+    if args.max_boxes is not None and not args.proposals:
+        raise ValueError("--max-boxes picks among the proposals of --proposals RUN; give --proposals")
+    if args.proposals:
+        results = caption_proposals(args.run, args.proposals, args.images, beam=args.beam, max_boxes=args.max_boxes)
+    else:
+        results = caption_images(args.run, args.images, boxes=args.boxes or None, beam=args.beam)
     for result in results:
         where = "" if result["box"] is None else " [" + ", ".join(f"{value:g}" for value in result["box"]) + "]"
+        if result.get("proposal_score") is not None:
+            where += f" (proposal {result['proposal_score']:.3f})"
         print(f"{result['image']}{where}: {result['caption']}")
     if args.json_path:
         atomic_write_text(args.json_path, json.dumps(results, indent=2) + "\n")

@@ -18,7 +18,7 @@ import re
 import typing
 
 from vsa_tf import config as config_lib
-from vsa_tf.commands import BOXES_HELP, NO_BOXES, boxes_argument
+from vsa_tf.commands import BOXES_HELP, NO_BOXES, PROPOSALS_HELP, boxes_argument
 
 # Nested configs whose fields become options of the outer config: `data` fields keep their own names
 # (`--dataset`, `--max-words`), any other nested config's fields get its name as a prefix (`--image-...`)
@@ -71,6 +71,11 @@ FIELD_CHOICES = {
 # Options whose command-line form is not the field's type.
 FIELD_OPTIONS = {
     "data.boxes": {"type": boxes_argument, "help": BOXES_HELP},
+    "data.proposals": {
+        "metavar": "RUN",
+        "help": PROPOSALS_HELP + " (a training run writes them into its folder as proposal_boxes.json and records "
+        "them as its data.boxes); not with --boxes",
+    },
     "data.split_files": {
         "nargs": 3,
         "metavar": ("TRAIN", "VAL", "TEST"),
@@ -80,6 +85,10 @@ FIELD_OPTIONS = {
     "data.image_size": {"metavar": ("HEIGHT", "WIDTH")},
     "image_size": {"metavar": ("HEIGHT", "WIDTH")},
 }
+
+# Fields of which a command line gives at most one (an argparse mutually exclusive group); giving one
+# drops the other's value from a --config file.
+EXCLUSIVE_FIELDS = ("data.boxes", "data.proposals")
 
 # `args` attribute holding the field paths a command needs (set by `add_config_arguments(required=...)`).
 REQUIRED_DEST = "config_required_fields"
@@ -197,6 +206,8 @@ def add_config_arguments(
             "options given on the command line override its values",
         )
     groups = {}
+    exclusive_keys = set(EXCLUSIVE_FIELDS) if set(EXCLUSIVE_FIELDS) <= {option.key for option in options} else set()
+    exclusive_group = None
     for option in options:
         owner = option.owner
         if owner not in option_help:
@@ -212,7 +223,11 @@ def add_config_arguments(
         else:
             shown = default_help
         text = option_help[owner].get(option.field.name, "")
-        groups[owner].add_argument(
+        container = groups[owner]
+        if option.key in exclusive_keys:
+            exclusive_group = exclusive_group or groups[owner].add_mutually_exclusive_group()
+            container = exclusive_group
+        container.add_argument(
             *option.flags, **_argument_options(config_class, option, text, shown, option.path in required)
         )
     parser.set_defaults(**{REQUIRED_DEST: tuple(required)})
@@ -243,11 +258,15 @@ def config_from_arguments(args, config_class, base=None, for_run=False):
         start = config_lib.load_config(config_class, config_file)
     else:
         start = base if base is not None else config_class()
-    given = {}
+    given, paths = {}, {}
     for option in config_options(config_class):
+        paths[option.key] = option.path
         value = getattr(args, option.dest, None)
         if value is not None:
             given[option.path] = _field_value(option, value, for_run)
+    chosen = [key for key in EXCLUSIVE_FIELDS if paths.get(key) in given]  # at most one: argparse excludes the others
+    for key in chosen:
+        given.update({paths[other]: None for other in EXCLUSIVE_FIELDS if other != key and other in paths})
     top = {path: value for path, value in given.items() if "." not in path}
     nested = {}
     for path, value in given.items():

@@ -3,9 +3,13 @@
     vsa-tf convert-efficientnet-lite --out efficientnet_lite0.weights.h5 [--state-dict PTH] [--check-images IMG ...] [--verify]
     vsa-tf imagenet-top5 --weights efficientnet_lite0.weights.h5 IMG ...
     vsa-tf cache-features --dataset D --images DIR --boxes B --backbone efficientnet_lite0 --weights W --out FEATURES
+    vsa-tf cache-features ... --proposals PROPOSALS_RUN ...   (the boxes of a proposals run instead of --boxes)
 """
 
 import json
+import os
+
+from vsa_tf.commands import PROPOSALS_HELP
 
 # "efficientnet_lite_b0" is the same network's name in vsa_tf.layers.backbones (pixel mode).
 BACKBONES = ("efficientnet_lite0", "efficientnet_lite_b0")
@@ -51,7 +55,12 @@ def register(subparsers):
     )
     cache.add_argument("--dataset", required=True, help="captions file (Karpathy JSON, COCO JSON or Flickr8k txt)")
     cache.add_argument("--images", required=True, help="image root folder")
-    cache.add_argument("--boxes", default=None, help="boxes JSON (default: whole image only)")
+    regions = cache.add_mutually_exclusive_group()
+    regions.add_argument("--boxes", default=None, help="boxes JSON (default: whole image only)")
+    regions.add_argument(
+        "--proposals", default=None, metavar="RUN",
+        help=PROPOSALS_HELP + " (written into the features folder as proposal_boxes.json, reused when it came from the same run and images)",
+    )
     cache.add_argument("--backbone", default="efficientnet_lite0", choices=BACKBONES, help="pretrained backbone")
     cache.add_argument("--weights", required=True, help="backbone weights file (.weights.h5)")
     cache.add_argument("--out", required=True, help="features folder to write")
@@ -97,12 +106,19 @@ def run_top5(args):
 
 
 def run_cache_features(args):
-    from vsa_tf.jobs import features
+    from vsa_tf.config import DataConfig
+    from vsa_tf.jobs import features, proposal_boxes
 
+    boxes = args.boxes
+    if args.proposals:
+        boxes = proposal_boxes.boxes_from_proposals(
+            args.proposals, DataConfig(dataset=args.dataset, images=args.images),
+            os.path.join(args.out, proposal_boxes.PROPOSAL_BOXES_FILE), splits=tuple(args.splits), limit=args.limit,
+        )
     summary = features.cache_region_features(
         args.dataset,
         args.images,
-        args.boxes,
+        boxes,
         args.weights,
         args.out,
         image_size=tuple(args.image_size),
@@ -113,5 +129,7 @@ def run_cache_features(args):
         shard_size=args.shard_size,
     )
     summary.update({"backbone": args.backbone, "out": args.out})
+    if args.proposals:
+        summary.update({"proposals": args.proposals, "boxes": boxes})
     print(json.dumps(summary, indent=2))
     return 0

@@ -127,6 +127,25 @@ def proposal_dataset(records, image_root, boxes, config, batch_size):
     return _finish(dataset.batch(batch_size))
 
 
+def flip_proposal_example(example, image_width, seed=None):
+    """Mirrors one unbatched proposal example with probability 1/2 (horizontal flip augmentation).
+
+    `example` holds `boxes` float [K, 4] pixel "xyxy" of an image `image_width` pixels wide, `box_mask`
+    bool [K], and `images` float [H, W, 3] or `feature_map` float [h, w, C] (a map of a backbone whose
+    stride divides the width, so mirroring the map mirrors the image's cells).
+    """
+    flip = tf.random.uniform([], seed=seed) < 0.5
+    example = dict(example)
+    key = "images" if "images" in example else "feature_map"
+    example[key] = tf.cond(flip, lambda: tf.reverse(example[key], axis=[1]), lambda: example[key])
+    x0, y0, x1, y1 = tf.unstack(example["boxes"], axis=-1)
+    width = tf.cast(image_width, example["boxes"].dtype)
+    mirrored = tf.stack([width - x1, y0, width - x0, y1], axis=-1)
+    mirrored = tf.where(example["box_mask"][:, None], mirrored, tf.zeros_like(mirrored))
+    example["boxes"] = tf.where(flip, mirrored, example["boxes"])
+    return example
+
+
 def sentences_dataset(texts, vocabulary, config, batch_size):
     """Batched `{"tokens": int32 [B, T], "token_mask": bool [B, T]}` of raw strings, in order."""
     table = vocabulary.id_table()

@@ -2,20 +2,28 @@
 
 A ground-truth box counts as found at K when one of the first K proposals of its image (best first, as a
 boxes JSON stores them) has IoU >= `iou_threshold` with it (0.5, the detection convention). The same
-numbers are given for two proposal-free baselines measured on the same images: the whole image alone
-and a fixed grid of 19 boxes (`grid_boxes`).
+numbers are given for proposal-free baselines measured on the same images: the whole image alone, a
+fixed grid of 19 boxes (`grid_boxes`) and, when the images are at hand and OpenCV's contrib modules are
+installed (the optional `bench` extra), OpenCV's selective search in "fast" mode, its first K boxes
+(`selective_search_proposals`).
 
 The IoU is numpy here, not `keras.utils.bounding_boxes.compute_iou`: an evaluation runs once over ragged
 per-image box sets of a few dozen boxes, where building tensors per image would cost more than the maths.
 """
 
+import os
+import time
+
 import numpy as np
 
 from vsa_tf.data import boxes as boxes_lib
+from vsa_tf.data import readers
 from vsa_tf.evaluation.alignment import read_truth
+from vsa_tf.evaluation import selective_search  # imports OpenCV (optional) only when a baseline is asked for
 
 RECALL_AT = (1, 5, 10, 19, 50, 100)
 DEFAULT_IOU_THRESHOLD = 0.5
+SELECTIVE_SEARCH = "selective_search_fast"  # the baseline's name in `evaluate_proposals` reports
 
 
 def box_iou(first, second):
@@ -104,7 +112,65 @@ BASELINES = {
 }
 
 
-def evaluate_proposals(boxes, truth, recall_at=RECALL_AT, iou_threshold=DEFAULT_IOU_THRESHOLD, filenames=None):
+def selective_search_proposals(truth_images, image_root, filenames=None, max_boxes=max(RECALL_AT), min_side=0):
+    """{filename: boxes} of OpenCV's selective search ("fast" mode) run on the images themselves.
+
+    Args:
+        truth_images: the truth's `images` dict; its `width` and `height` give the pixels the boxes are
+            returned in (an image file of another size has its boxes scaled onto the truth's size).
+        image_root: the folder of the images (each opened through `readers.resolve_image_path`).
+        filenames: the images (default: every truth image).
+        max_boxes: the first this many boxes of each image, in OpenCV's order.
+        min_side: drop boxes with a shorter side under this many pixels of the image file first (0: none).
+
+    Raises:
+        ImportError: OpenCV's contrib modules are not installed (`pip install "vsa_tf[bench]"`).
+    """
+    filenames = sorted(truth_images) if filenames is None else filenames
+    result = {}
+    for filename in filenames:
+        path = readers.resolve_image_path(image_root, filename)
+        if not os.path.isfile(path):
+            raise ValueError(f"{path}: image not found for the selective-search baseline (image folder {image_root!r})")
+        pixels = selective_search.read_rgb(path)
+        boxes = selective_search.selective_search_boxes(pixels, max_boxes=max_boxes, mode="fast", min_side=min_side)
+        height, width = pixels.shape[:2]
+        scale = np.array([truth_images[filename]["width"] / width, truth_images[filename]["height"] / height] * 2)
+        result[filename] = boxes * scale
+    return result
+
+
+def dataset_filenames(dataset, splits, truth_images):
+    """The truth's images among a dataset's `splits`, in the dataset's order.
+
+    Args:
+        dataset: a captions file path (`readers.read_dataset`) or a `CaptionDataset`.
+        splits: split names, e.g. ("val",).
+        truth_images: the truth's `images` dict.
+    """
+    splits = (splits,) if isinstance(splits, str) else tuple(splits)
+    records = readers.read_dataset(dataset).records if isinstance(dataset, str) else dataset.records
+    known = {record.split for record in records}
+    unknown = [split for split in splits if split not in known]
+    if not splits or unknown:
+        raise ValueError(f"splits must name splits of the dataset {sorted(known)}, received {splits!r}")
+    filenames = [record.filename for record in records if record.split in splits and record.filename in truth_images]
+    if not filenames:
+        raise ValueError(f"the truth has none of the images of split(s) {splits!r}: nothing to evaluate")
+    return filenames
+
+
+def evaluate_proposals(
+    boxes,
+    truth,
+    recall_at=RECALL_AT,
+    iou_threshold=DEFAULT_IOU_THRESHOLD,
+    filenames=None,
+    image_root=None,
+    dataset=None,
+    splits=("val",),
+    limit=None,
+):
     """Proposal recall of a boxes JSON (path or parsed dict) against a truth.json, beside the baselines.
 
     Args:
@@ -113,21 +179,40 @@ def evaluate_proposals(boxes, truth, recall_at=RECALL_AT, iou_threshold=DEFAULT_
         truth: a truth.json path or its `images` dict.
         recall_at, iou_threshold, filenames: as `proposal_recall`; `filenames` defaults to the truth
             images the boxes file has an entry for (so a boxes file of one split is scored on that split).
+        image_root: the images' folder; when given, OpenCV's selective search ("fast", first
+            max(recall_at) boxes) is a third baseline (needs the `bench` extra, else ImportError).
+        dataset: a captions file (path or `CaptionDataset`): when given (and `filenames` is not), the
+            images evaluated are the truth's images of its `splits`, in the dataset's order; an image the
+            boxes file lacks then counts as one without proposals.
+        splits: the dataset splits evaluated (only with `dataset`).
+        limit: evaluate only the first this many of the images (sorted filenames, or the dataset's order).
 
     Returns:
-        {"proposals": recall report, "baselines": {"whole_image": ..., "grid_19": ...}}, every report on
-        the same images.
+        {"proposals": recall report, "baselines": {"whole_image": ..., "grid_19": ...,
+        "selective_search_fast": ... (with image_root)}}, every report on the same images.
     """
     proposals = boxes_lib.read_boxes(boxes) if isinstance(boxes, str) else _boxes_of(boxes)
     truth_images = read_truth(truth) if isinstance(truth, str) else truth
-    if filenames is None:
+    if limit is not None and int(limit) < 1:
+        raise ValueError(f"limit must be >= 1 or None, received {limit!r}")
+    if filenames is None and dataset is not None:
+        filenames = dataset_filenames(dataset, splits, truth_images)
+    elif filenames is None:
         filenames = sorted(filename for filename in truth_images if filename in proposals)
         if not filenames:
             raise ValueError("the boxes name none of the truth's images: nothing to evaluate")
+    if limit is not None:
+        filenames = list(filenames)[: int(limit)]
     report = {"proposals": proposal_recall(proposals, truth_images, recall_at, iou_threshold, filenames), "baselines": {}}
     for name in BASELINES:
         baseline = baseline_proposals(truth_images, name, filenames)
         report["baselines"][name] = proposal_recall(baseline, truth_images, recall_at, iou_threshold, filenames)
+    if image_root is not None:
+        started = time.perf_counter()
+        baseline = selective_search_proposals(truth_images, image_root, filenames, max_boxes=max(_checked_ks(recall_at)))
+        seconds = time.perf_counter() - started
+        report["baselines"][SELECTIVE_SEARCH] = proposal_recall(baseline, truth_images, recall_at, iou_threshold, filenames)
+        report["baselines"][SELECTIVE_SEARCH]["seconds_per_image"] = round(seconds / max(len(filenames), 1), 4)
     return report
 
 

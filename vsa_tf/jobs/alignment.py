@@ -22,7 +22,7 @@ from vsa_tf.data import validate
 from vsa_tf.data import word_vectors as word_vectors_lib
 from vsa_tf.evaluation import retrieval as retrieval_metrics
 from vsa_tf.evaluation.retrieval_evaluator import RetrievalEvaluator
-from vsa_tf.jobs import retrieval, run_folder, trainer
+from vsa_tf.jobs import proposal_boxes, retrieval, run_folder, trainer
 from vsa_tf.jobs.builders import build_alignment_model  # noqa: F401 (the alignment job's model)
 from vsa_tf.jobs.retrieval import evaluate_retrieval, retrieval_scores  # noqa: F401 (re-exported)
 from vsa_tf.layers import backbones
@@ -176,7 +176,7 @@ def word_region_scores(run, records, data_config, boxes=None, store=None):
 def _split_of_run(run_dir, data_config, split):
     """(loaded run, its data config, the split's records, boxes, feature store) for a snippet job."""
     run = run_folder.as_run(run_dir, "alignment")
-    return (run, *run_folder.split_data(run, data_config, split))
+    return (run, *run_folder.split_data(run, proposal_boxes.split_data_config(run, data_config, split), split))
 
 
 def align_split(run_dir, data_config=None, split="test", beta=1.0, out=None):

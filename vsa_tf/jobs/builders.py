@@ -114,7 +114,8 @@ def build_proposal_model(config, load_backbone_weights=True):
         aspect_ratios=config.aspect_ratios, filters=config.filters, positive_iou=config.positive_iou,
         negative_iou=config.negative_iou, samples_per_image=config.samples_per_image,
         positive_fraction=config.positive_fraction, max_proposals=config.max_proposals,
-        nms_iou_threshold=config.nms_iou_threshold, seed=config.seed, backbone=backbone, name="proposal_model",
+        nms_iou_threshold=config.nms_iou_threshold, seed=config.seed, backbone=backbone, upsampling=config.upsampling,
+        name="proposal_model",
     )
     model({"images": np.zeros((1, height, width, 3), np.float32)})
     return model

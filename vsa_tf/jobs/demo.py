@@ -2,7 +2,8 @@
 
 synthetic world → validation → alignment model (BRNN and bag-of-words ablation) → retrieval (Table 1)
 and twin binding → MRF snippets and their accuracy for several β → full-frame and region captioners →
-caption metrics (Tables 2 and 3) → joint embedding (Kiros et al.) with multimodal arithmetic →
+caption metrics (Tables 2 and 3) → learned region proposals (an RPN on the BRNN's CNN) in place of the
+generator's boxes: recall, MRF alignment and region captions with either → joint embedding (Kiros et al.) with multimodal arithmetic →
 SavedModel export (next version) → `report/index.html` with the tables and figures.
 """
 
@@ -21,6 +22,7 @@ from vsa_tf.config import (
     DemoConfig,
     EmbeddingConfig,
     ImageEncoderConfig,
+    ProposalConfig,
     atomic_write_text,
     save_config,
 )
@@ -30,17 +32,20 @@ from vsa_tf.data import readers, validate
 from vsa_tf.data import synthetic
 from vsa_tf.evaluation import alignment as alignment_evaluation
 from vsa_tf.evaluation import captions as caption_metrics
+from vsa_tf.evaluation import proposals as proposal_metrics
 from vsa_tf.evaluation import retrieval as retrieval_metrics
 from vsa_tf.evaluation.binding import twin_binding_accuracy
 from vsa_tf.jobs import alignment as alignment_job
 from vsa_tf.jobs import captioning as caption_job
 from vsa_tf.jobs import embedding as embedding_job
 from vsa_tf.jobs import export as export_job
+from vsa_tf.jobs import proposals as proposal_job
 from vsa_tf.jobs import retrieval as retrieval_job
 from vsa_tf.jobs import run_folder
 from vsa_tf.jobs.demo_report import write_demo_report
 from vsa_tf.visualize.captions import plot_image_captions, plot_region_captions
 from vsa_tf.visualize.curves import plot_training_curves
+from vsa_tf.visualize.proposals import plot_proposals
 
 
 class _Stages:
@@ -120,6 +125,10 @@ class _DemoFolders:
         self.regions = os.path.join(self.runs, "caption_regions")
         self.train_snippets = os.path.join(self.runs, "snippets_train.json")
         self.val_snippets = os.path.join(self.runs, "snippets_val.json")
+        self.proposals = os.path.join(self.runs, "proposals")
+        self.object_boxes = os.path.join(self.runs, "object_boxes.json")
+        self.proposal_boxes = os.path.join(self.runs, "proposals_test_boxes.json")
+        self.proposal_report = os.path.join(self.runs, "proposals_comparison.json")
         self.truth = os.path.join(self.world, "truth.json")
 
     def data_config(self, config):
@@ -139,7 +148,7 @@ def run_demo(config):
         config: a `DemoConfig`.
     """
     started = time.time()
-    stages = _Stages(total=11 if config.run_embedding else 10)
+    stages = _Stages(total=12 if config.run_embedding else 11)
     folders = _DemoFolders(config.out_dir)
     os.makedirs(folders.out_dir, exist_ok=True)
     save_config(config, os.path.join(folders.out_dir, "demo_config.json"))
@@ -174,6 +183,10 @@ def run_demo(config):
     summary.update(_caption_evaluation(config, data, dataset, truth, folders))
     _print_captions(summary["captions"], summary["region_captions"], summary["caption_oracle"])
     summary["caption_figures"] = _caption_figures(caption_job, folders.full_frame, folders.regions, dataset, data, truth, folders.figures, config)
+
+    stages.start("Learned region proposals in place of the generator's boxes (recall, alignment, region captions)")
+    summary["proposals"] = _proposal_demo(config, data, dataset, truth, folders, summary["alignment_accuracy"])
+    _print_proposals(summary["proposals"])
 
     if config.run_embedding:
         stages.start("Joint embedding (Kiros et al. 2014) and multimodal arithmetic")
@@ -280,6 +293,177 @@ def _caption_evaluation(config, data, dataset, truth, folders):
     }
 
 
+BOX_SOURCES = ("true_boxes", "generator_boxes", "learned_proposals")
+
+
+def _proposal_demo(config, data, dataset, truth, folders, alignment_accuracy):
+    """The generator's boxes against learned region proposals, without retraining the aligner or the captioners.
+
+    A region proposal network learns the true object boxes of the train split on the BRNN's CNN, frozen
+    (its feature maps are computed once), and proposes `max_boxes` boxes per test image. Those boxes then
+    stand where boxes.json stood: recall of the test objects at K (beside the whole image and a 19-box
+    grid), the trained BRNN's MRF phrase accuracy at β = `snippet_beta`, and the region captioner's
+    captions of each test object from the box of each source that overlaps it most.
+
+    Returns the comparison dict, also written to runs/proposals_comparison.json; a folder that already
+    holds it (and its figures) is not computed again, and a folder holding the proposals is not trained again.
+    """
+    done = _read_json_if(folders.proposal_report)
+    if done is not None and all(os.path.exists(path) for path in [done["figures"]["proposals"], *done["figures"]["region_captions"]]):
+        print("    already done: " + folders.proposal_report, flush=True)
+        return done
+    if not os.path.exists(folders.proposal_boxes):
+        _write_object_boxes(truth, folders.object_boxes)
+        proposal_config = ProposalConfig(
+            data=data.replace(boxes=folders.object_boxes), anchor_sizes=config.proposal_anchor_sizes,
+            aspect_ratios=config.proposal_aspect_ratios, epochs=config.proposal_epochs, patience=0, seed=config.seed,
+        )
+        proposal_job.train_proposals(proposal_config, run_dir=folders.proposals, verbose=2, cnn_from_alignment=folders.brnn)
+        proposal_job.propose_boxes(folders.proposals, data, splits=("test",), out=folders.proposal_boxes)
+    truth_images = alignment_evaluation.read_truth(folders.truth)
+    test_records = dataset.split("test")
+    test_names = [record.filename for record in test_records]
+    proposals = proposal_metrics.evaluate_proposals(folders.proposal_boxes, truth_images, filenames=test_names)
+    generator_boxes = boxes_lib.read_boxes(data.boxes)
+    learned_boxes = boxes_lib.read_boxes(folders.proposal_boxes)
+    recall = {
+        "generator_boxes": proposal_metrics.proposal_recall(generator_boxes, truth_images, filenames=test_names),
+        "learned_proposals": proposals["proposals"],
+        **proposals["baselines"],
+    }
+    beta = config.snippet_beta
+    snippets = alignment_job.align_split_for_betas(folders.brnn, data.replace(boxes=folders.proposal_boxes), split="test", betas=[beta])[beta]
+    phrase_accuracy = {"beta": beta, "learned_proposals": alignment_evaluation.evaluate_alignment(snippets, truth_images)}
+    if str(beta) in alignment_accuracy:
+        phrase_accuracy["generator_boxes"] = alignment_accuracy[str(beta)]
+    else:
+        generator_snippets = alignment_job.align_split_for_betas(folders.brnn, data, split="test", betas=[beta])[beta]
+        phrase_accuracy["generator_boxes"] = alignment_evaluation.evaluate_alignment(generator_snippets, truth_images)
+    sources = {"generator_boxes": generator_boxes, "learned_proposals": learned_boxes}
+    region_captions = _region_captions_by_source(
+        config, data, test_records[: config.proposal_caption_images], truth_images, sources, folders.regions
+    )
+    result = {
+        "run": folders.proposals,
+        "boxes": folders.proposal_boxes,
+        "trained_on": "the true object boxes of the train split (truth.json)",
+        "recall": recall,
+        "phrase_accuracy": phrase_accuracy,
+        "region_captions": region_captions,
+        "figures": _proposal_figures(config, data, test_records, truth, folders),
+    }
+    atomic_write_text(folders.proposal_report, json.dumps(result, indent=1, default=str) + "\n")
+    return result
+
+
+def _read_json_if(path):
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as stream:
+        return json.load(stream)
+
+
+def _write_object_boxes(truth, out_path):
+    """The world's true object boxes as a boxes JSON (what the proposal network learns to find)."""
+    boxes = {filename: [list(obj["box"]) for obj in image["objects"]] for filename, image in truth["images"].items()}
+    atomic_write_text(out_path, json.dumps(boxes) + "\n")
+
+
+def _best_box(candidates, box, max_boxes, width, height):
+    """(the box among the first `max_boxes` candidates with the highest IoU with `box`, that IoU).
+
+    An image without candidates gives the whole image (what the alignment model's region 0 is).
+    """
+    candidates = candidates[:max_boxes]
+    if not len(candidates):
+        candidates = [[0.0, 0.0, float(width), float(height)]]
+    overlaps = proposal_metrics.box_iou(candidates, [box])[:, 0]
+    best = int(overlaps.argmax())
+    return [float(value) for value in candidates[best]], float(overlaps[best])
+
+
+def _region_captions_by_source(config, data, records, truth_images, sources, region_run):
+    """Table 3's region captions of `records`' objects, each captioned from its true box and from the box of
+    each source (`{name: {filename: boxes best first}}`) that overlaps it most (IoU, first `max_boxes`).
+
+    The references are each object's phrases (`caption_job.region_references`); a source's "matched" is
+    the share of objects whose chosen box has IoU >= 0.5 with the true box. One captioning pass for all.
+    """
+    regions = caption_job.region_references(records, truth_images)
+    if not regions:
+        return {"num_images": len(records), "num_regions": 0}
+    boxes_by_path, order, overlaps = {}, [], {name: [] for name in sources}
+    for index, region in enumerate(regions):
+        image = truth_images[region["filename"]]
+        path = os.path.join(data.images, region["filename"])
+        chosen = {"true_boxes": [float(value) for value in region["box"]]}
+        for name, boxes in sources.items():
+            chosen[name], overlap = _best_box(boxes.get(region["filename"], []), region["box"], data.max_boxes, image["width"], image["height"])
+            overlaps[name].append(overlap)
+        for name in BOX_SOURCES:
+            boxes_by_path.setdefault(path, []).append(chosen[name])
+            order.append((path, name, index))
+    paths = list(boxes_by_path)
+    # caption_images returns each image's boxes in order, image after image: regroup `order` the same way.
+    position = {path: index for index, path in enumerate(paths)}
+    order.sort(key=lambda item: position[item[0]])
+    results = caption_job.caption_images(region_run, paths, boxes=boxes_by_path, beam=config.beam_size)
+    captions = {name: {} for name in BOX_SOURCES}
+    for (_, name, index), result in zip(order, results):
+        captions[name][index] = result["caption"]
+    references = {index: region["references"] for index, region in enumerate(regions)}
+    report = {"num_images": len(records), "num_regions": len(regions), "iou_threshold": 0.5}
+    for name in BOX_SOURCES:
+        report[name] = caption_metrics.caption_scores(references, caption_metrics.non_empty(captions[name]))
+    report["matched"] = {name: sum(value >= 0.5 for value in values) / len(values) for name, values in overlaps.items()}
+    report["mean_iou"] = {name: statistics.fmean(values) for name, values in overlaps.items()}
+    report["examples"] = [
+        {"filename": region["filename"], "references": region["references"], **{name: captions[name][index] for name in BOX_SOURCES}}
+        for index, region in enumerate(regions[:10])
+    ]
+    return report
+
+
+def _proposal_figures(config, data, test_records, truth, folders):
+    """Learned proposals (top 5) with the true boxes on six test images, and region captions of the top 3
+    proposals of two images (captions from pixels alone: no boxes file)."""
+    with open(folders.proposal_boxes, encoding="utf-8") as stream:
+        proposed = json.load(stream)  # {filename: {"boxes", "scores"}}, best first
+    items = []
+    for record in _multi_object_records(test_records, truth, count=6):
+        entry = proposed.get(record.filename, {"boxes": [], "scores": []})
+        items.append({
+            "image": os.path.join(data.images, record.filename), "boxes": entry["boxes"], "scores": entry["scores"],
+            "truth": [obj["box"] for obj in truth["images"][record.filename]["objects"]],
+        })
+    proposals_figure = plot_proposals(items, os.path.join(folders.figures, "proposals.png"), top=5, columns=3)
+    region_figures = []
+    for index, item in enumerate(items[:2]):
+        if not item["boxes"]:
+            continue
+        results = caption_job.caption_images(folders.regions, [item["image"]], boxes={item["image"]: item["boxes"][:3]}, beam=config.beam_size)
+        figure = os.path.join(folders.figures, f"captions_proposals_{index}.png")
+        plot_region_captions(item["image"], [{"box": result["box"], "caption": result["caption"]} for result in results], figure,
+                             title=f"{os.path.basename(item['image'])}: the top 3 learned proposals, captioned")
+        region_figures.append(figure)
+    return {"proposals": proposals_figure, "region_captions": region_figures}
+
+
+def _print_proposals(proposals):
+    print("    Proposal recall (IoU >= 0.5, test objects) | R@1 R@5 R@10 R@19", flush=True)
+    for name, report in proposals["recall"].items():
+        values = report["recall_at"]
+        print(f"    {name:43s}| " + " ".join(f"{values.get(key) if values.get(key) is not None else float('nan'):5.1f}" for key in ("1", "5", "10", "19")), flush=True)
+    phrase = proposals["phrase_accuracy"]
+    print(f"    phrase accuracy, beta={phrase['beta']}: generator's boxes {100 * phrase['generator_boxes']['phrase_accuracy']:.1f} %, "
+          f"learned proposals {100 * phrase['learned_proposals']['phrase_accuracy']:.1f} %", flush=True)
+    region = proposals["region_captions"]
+    for name in BOX_SOURCES:
+        if name in region:
+            print(f"    region captions from {name:17s}: BLEU-1 {region[name]['Bleu_1']:.3f} BLEU-4 {region[name]['Bleu_4']:.3f}"
+                  + (f", matched {100 * region['matched'][name]:.0f} %" if name in region.get("matched", {}) else ""), flush=True)
+
+
 def _training_curves(folders):
     curves = os.path.join(folders.figures, "training_curves.png")
     plot_training_curves(
@@ -288,6 +472,7 @@ def _training_curves(folders):
             "alignment (bag of words)": os.path.join(folders.bag_of_words, "history.csv"),
             "captioner (full frame)": os.path.join(folders.full_frame, "history.csv"),
             "captioner (regions)": os.path.join(folders.regions, "history.csv"),
+            **({"proposals (RPN)": os.path.join(folders.proposals, "history.csv")} if os.path.exists(os.path.join(folders.proposals, "history.csv")) else {}),
         },
         curves,
     )

@@ -21,6 +21,7 @@ def write_demo_report(summary, report_dir):
     _add_alignment(report, summary)
     _add_captions(report, summary)
     _add_region_captions(report, summary)
+    _add_proposals(report, summary)
     _add_embedding(report, summary)
     _add_curves_and_export(report, summary)
     return report.write(report_dir)
@@ -106,6 +107,60 @@ def _add_region_captions(report, summary):
                      ["Model", *CAPTION_KEYS[:4]], rows, digits=3)
     for path in summary.get("caption_figures", {}).get("regions", []):
         report.add_figure(path, "Region captions drawn on boxes (paper Figure 7)")
+
+
+PROPOSAL_ROWS = (
+    ("generator_boxes", "Generator's boxes (boxes.json)"),
+    ("learned_proposals", "Learned proposals (RPN on the BRNN's CNN)"),
+    ("whole_image", "Whole image only"),
+    ("grid_19", "Fixed grid of 19 boxes"),
+    ("true_boxes", "True object boxes"),
+)
+RECALL_KS = ("1", "5", "10", "19")
+
+
+def _add_proposals(report, summary):
+    """The generator's boxes against learned proposals: recall, MRF phrase accuracy, region captions, figures."""
+    proposals = summary.get("proposals")
+    if not proposals:
+        return
+    report.add_heading("Generator's boxes vs learned proposals (test split, neither model retrained)")
+    recall, phrase = proposals["recall"], proposals["phrase_accuracy"]
+    region = proposals.get("region_captions", {})
+    rows = []
+    for key, label in PROPOSAL_ROWS:
+        if key not in recall and key not in region:
+            continue
+        values = recall.get(key, {}).get("recall_at", {})
+        accuracy = phrase.get(key, {}).get("phrase_accuracy")
+        rows.append(
+            [label]
+            + [_number(values.get(k)) for k in RECALL_KS]
+            + [_number(accuracy, 100)]
+            + [_three_digits(region.get(key, {}).get(name)) for name in ("Bleu_1", "Bleu_4", "CIDEr")]
+            + [_number(region.get("matched", {}).get(key), 100)]
+        )
+    num_boxes = recall.get("learned_proposals", {}).get("num_boxes", "?")
+    report.add_table(
+        f"Recall: % of the {num_boxes} test objects covered (IoU ≥ 0.5) by one of the top K boxes. Phrase %: MRF "
+        f"(β = {phrase['beta']}) head words aligned to a box with IoU ≥ 0.5 with their object, the BRNN trained on the "
+        f"generator's boxes. Region captions: the region captioner on each of the {region.get('num_regions', '?')} objects "
+        f"of {region.get('num_images', '?')} test images, from the box of that source overlapping it most; matched %: "
+        "objects whose box has IoU ≥ 0.5. The proposal network learned the train split's true object boxes.",
+        ["Regions", "R@1", "R@5", "R@10", "R@19", "Phrase %", "Region BLEU-1", "BLEU-4", "CIDEr", "Matched %"],
+        rows,
+    )
+    figures = proposals.get("figures", {})
+    if figures.get("proposals"):
+        report.add_figure(figures["proposals"], "Learned proposals on test images: the top 5 numbered by rank with their "
+                          "objectness, the true object boxes dashed white", wide=True)
+    for path in figures.get("region_captions", []):
+        report.add_figure(path, "Region captions of the top 3 learned proposals (no boxes file)")
+
+
+def _three_digits(value):
+    number = _number(value)
+    return f"{number:.3f}" if isinstance(number, float) else number
 
 
 def _add_embedding(report, summary):

@@ -16,13 +16,12 @@ from vsa_tf.config import ProposalConfig
 from vsa_tf.data import pipelines, validate
 from vsa_tf.evaluation import proposals as proposal_metrics
 from vsa_tf.jobs import alignment as alignment_job
-from vsa_tf.jobs import run_folder, trainer
+from vsa_tf.jobs import proposal_boxes, run_folder, trainer
 from vsa_tf.jobs.builders import build_proposal_model
-from vsa_tf.layers.backbones import build_backbone
 
 ALIGNMENT_CNN_FILE = alignment_job.ALIGNMENT_CNN_FILE
 TEST_FILE = "proposals_test.json"
-FEATURE_BATCH_SIZE = 32  # images per backbone pass when the feature maps are computed once
+FEATURE_BATCH_SIZE = proposal_boxes.FEATURE_BATCH_SIZE  # images per backbone pass when the feature maps are computed once
 
 
 class ProposalTask(trainer.TrainingTask):
@@ -58,7 +57,7 @@ class ProposalTask(trainer.TrainingTask):
             config = config.replace(image=alignment_job.image_encoder_from_alignment(
                 self.alignment_run, config.image, self.folder, frozen=config.image.frozen
             ))
-        stride = _backbone_stride(config)
+        stride = proposal_boxes.backbone_stride(config)
         height, width = config.data.image_size
         if height % stride or width % stride:
             raise ValueError(
@@ -76,7 +75,11 @@ class ProposalTask(trainer.TrainingTask):
         config = run.config
         train = self._examples(data.split("train"), data.boxes, config)
         validation = self._examples(data.split("val"), data.boxes, config) if data.split("val") else None
-        train = train.shuffle(len(data.split("train")), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size)
+        train = train.shuffle(len(data.split("train")), seed=config.seed, reshuffle_each_iteration=True)
+        if config.horizontal_flip:
+            width = int(config.data.image_size[1])
+            train = train.map(lambda example: pipelines.flip_proposal_example(example, width, seed=config.seed))
+        train = train.batch(config.batch_size)
         return train.prefetch(tf.data.AUTOTUNE), None if validation is None else validation.batch(config.batch_size)
 
     def _examples(self, records, boxes, config):
@@ -104,14 +107,9 @@ class ProposalTask(trainer.TrainingTask):
         records = data.split("test")
         if not records:
             return None
-        proposed, image_sizes = _propose(run, records, run.config.data.images)
+        proposed, image_sizes = proposal_boxes.propose_with_sizes(run, records, run.config.data.images)
         truth = _boxes_as_truth(records, data.boxes, image_sizes)
         return proposal_metrics.evaluate_proposals(proposed, truth, filenames=sorted(truth))
-
-
-def _backbone_stride(config):
-    """The output stride of the config's backbone (no weights are read)."""
-    return build_backbone(config.image.backbone, None, filters=config.image.filters).stride
 
 
 def train_proposals(config, data_config=None, run_dir=None, verbose="auto", cnn_from_alignment=None):
@@ -132,33 +130,6 @@ def train_proposals(config, data_config=None, run_dir=None, verbose="auto", cnn_
     return trainer.train(ProposalTask(cnn_from_alignment), config, run_dir, verbose=verbose, data_config=data_config)
 
 
-def propose_records(run, records, image_root, batch_size=FEATURE_BATCH_SIZE):
-    """{filename: {"boxes": [[x0, y0, x1, y1], ...], "scores": [...]}} in each image's own pixels, best first."""
-    return _propose(run, records, image_root, batch_size)[0]
-
-
-def _propose(run, records, image_root, batch_size=FEATURE_BATCH_SIZE):
-    """(`propose_records`' dict, {filename: (width, height)} of the decoded images)."""
-    run = run_folder.as_run(run, "proposals")
-    batches = pipelines.proposal_dataset(records, image_root, {}, run.config.data.replace(max_boxes=0), batch_size)
-    height, width = run.config.data.image_size
-    result, image_sizes, progress = {}, {}, keras.utils.Progbar(len(records), unit_name="image")
-    for batch in batches:
-        boxes, scores, counts = run.model.propose({"images": batch["images"]})
-        sizes = batch["image_size"].numpy()
-        for row, (index, count) in enumerate(zip(batch["image_index"].numpy(), np.asarray(counts))):
-            scale = np.array([sizes[row][1] / width, sizes[row][0] / height] * 2)
-            kept = np.asarray(boxes)[row, :count] * scale
-            filename = records[int(index)].filename
-            result[filename] = {
-                "boxes": [[round(float(value), 2) for value in box] for box in kept],
-                "scores": [round(float(value), 5) for value in np.asarray(scores)[row, :count]],
-            }
-            image_sizes[filename] = (int(sizes[row][1]), int(sizes[row][0]))
-        progress.add(len(sizes))
-    return result, image_sizes
-
-
 def propose_boxes(run, data_config=None, splits=("train", "val", "test"), out=None):
     """Proposals for every image of `splits` of the run's dataset (or `data_config`'s), as a boxes JSON.
 
@@ -171,7 +142,7 @@ def propose_boxes(run, data_config=None, splits=("train", "val", "test"), out=No
     records = [record for split in splits for record in dataset.split(split)]
     if not records:
         raise ValueError(f"{data_config.dataset}: no images in the split(s) {list(splits)}")
-    result = propose_records(run, records, data_config.images)
+    result = proposal_boxes.propose_records(run, records, data_config.images)
     if out:
         run_folder.write_json(out, result)
         print(f"proposals for {len(result)} images written to {out}", file=sys.stderr)
@@ -181,7 +152,7 @@ def propose_boxes(run, data_config=None, splits=("train", "val", "test"), out=No
 def _boxes_as_truth(records, boxes, image_sizes):
     """The boxes file's boxes of `records` in the truth format `evaluate_proposals` scores against.
 
-    `image_sizes`: {filename: (width, height)}, as `_propose` decoded them.
+    `image_sizes`: {filename: (width, height)}, as `proposal_boxes.propose_with_sizes` decoded them.
     """
     truth = {}
     for record in records:
@@ -189,3 +160,5 @@ def _boxes_as_truth(records, boxes, image_sizes):
         objects = [{"box": [float(value) for value in box]} for box in (boxes or {}).get(record.filename, ())]
         truth[record.filename] = {"width": width, "height": height, "objects": objects, "sentences": []}
     return truth
+
+

@@ -8,7 +8,7 @@ import numpy as np
 
 from vsa_tf.data import pipelines
 from vsa_tf.evaluation import retrieval
-from vsa_tf.jobs import run_folder
+from vsa_tf.jobs import proposal_boxes, run_folder
 
 RETRIEVAL_KINDS = ("alignment", "embedding")
 EVALUATION_BATCH_SIZE = 64
@@ -76,7 +76,7 @@ def retrieval_scores(run_dir, data_config=None, split="test"):
     run = run_folder.as_run(run_dir, features=data_config.features if data_config is not None else None)
     if run.kind not in RETRIEVAL_KINDS:
         raise ValueError(f"{run.folder}: a {run.kind!r} run cannot rank images and sentences")
-    data_config, records, boxes, store = run_folder.split_data(run, data_config, split)
+    data_config, records, boxes, store = run_folder.split_data(run, proposal_boxes.split_data_config(run, data_config, split), split)
     scores, sentence_image = split_scores(run, records, data_config, boxes, store)
     return np.asarray(scores), np.asarray(sentence_image), [record.filename for record in records]
 

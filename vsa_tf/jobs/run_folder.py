@@ -29,6 +29,8 @@ WEIGHTS_FILE = training.BEST_WEIGHTS  # fit_model writes it, with history.csv an
 TAGS_FILE = "tags.txt"
 STRUCTURES_FILE = "structures.json"
 TEST_RETRIEVAL_FILE = "retrieval_test.json"
+# A run trained with `data.proposals`: that proposals run's boxes for the dataset, recorded as `data.boxes`.
+PROPOSAL_BOXES_FILE = "proposal_boxes.json"
 CONFIG_CLASSES = {
     "alignment": AlignmentConfig, "caption": CaptionConfig, "embedding": EmbeddingConfig, "scnlm": SCNLMConfig,
     "proposals": ProposalConfig,
@@ -41,7 +43,7 @@ CONFIG_CLASSES = {
 # model, its vocabulary, its data or its optimisation, so the saved weights would not fit it (or the
 # folder would mix two runs).
 RESUMABLE_FIELDS = ("epochs", "patience", "jit_compile")
-DATA_PATH_FIELDS = ("dataset", "images", "boxes", "features")
+DATA_PATH_FIELDS = ("dataset", "images", "boxes", "proposals", "features")
 # How a captions file splits (`DataConfig.split_of_file` / `split_files`): they belong to one file.
 SPLIT_OPTION_FIELDS = ("split_of_file", "split_files")
 
@@ -191,7 +193,8 @@ def split_data(run, data_config=None, split="test"):
     """What evaluating a loaded `run` on a split reads: (data config, records, boxes, feature store).
 
     `data_config` gives the locations (`Run.data_config`); the data is validated for the run's feature
-    mode and an empty split is refused, naming the captions file.
+    mode and an empty split is refused, naming the captions file. A `data_config.proposals` run must
+    already be resolved into boxes (`vsa_tf.jobs.proposal_boxes.split_data_config`).
     """
     data_config = run.data_config(data_config)
     mode = getattr(run.model, "feature_mode", "cached" if data_config.features else "pixels")

@@ -2,11 +2,11 @@
 
 `train(task, config, folder)` runs the steps every trainer shares, in this order:
 
-    validate the data → build the vocabulary → check the folder (same settings) → save config +
-    vocabulary → build the datasets → build and compile the model in the strategy's scope → fit
-    (`vsa_tf.training.fit_model`: backups, best weights, history, early stopping after `config.patience`
-    epochs without a better monitored value) → load the best weights →
-    evaluate on the test split → `TrainingResult`
+    [the boxes of `data.proposals` into the folder] → validate the data → build the vocabulary → check
+    the folder (same settings) → save config + vocabulary → build the datasets → build and compile the
+    model in the strategy's scope → fit (`vsa_tf.training.fit_model`: backups, best weights, history,
+    early stopping after `config.patience` epochs without a better monitored value) → load the best
+    weights → evaluate on the test split → `TrainingResult`
 
 A `TrainingTask` subclass fills in what differs between models (its model, datasets, callbacks and
 test evaluation); a new model's trainer is a task of a few methods, never another driver.
@@ -21,7 +21,7 @@ from vsa_tf import training
 from vsa_tf.config import DataConfig
 from vsa_tf.data import text as text_lib
 from vsa_tf.data import validate
-from vsa_tf.jobs import run_folder
+from vsa_tf.jobs import proposal_boxes, run_folder
 from vsa_tf.jobs.run_folder import Run
 
 
@@ -125,6 +125,29 @@ def with_data(config, data_config):
     return config.replace(data=data_config)
 
 
+def with_proposal_boxes(config, folder):
+    """`config` whose `data.boxes` are its `data.proposals` run's, written into the run folder; unchanged without one.
+
+    The boxes go to `folder/PROPOSAL_BOXES_FILE` (reused when a resumed run's file came from the same
+    proposals run and images), so the run folder holds the boxes it was trained on, and the saved config
+    records that file as `data.boxes` and the proposals run as `data.proposals`. It is the one file
+    written before the data is validated: a folder holding another run, or one trained from other
+    proposals, is refused first.
+    """
+    if not config.data.proposals:
+        return config
+    if os.path.exists(os.path.join(folder, run_folder.CONFIG_FILE)):
+        saved = run_folder.read_config_values(folder)
+        saved_proposals = saved.get("data", {}).get("proposals")
+        if saved["kind"] != config.kind or saved_proposals is None or os.path.abspath(saved_proposals) != config.data.proposals:
+            raise ValueError(
+                f"{folder} already holds a {saved['kind']!r} run with proposals {saved_proposals!r}, not a {config.kind!r} run "
+                f"with proposals {config.data.proposals!r}; pick another run folder (--out), or delete {folder}"
+            )
+    boxes_path = os.path.abspath(os.path.join(folder, run_folder.PROPOSAL_BOXES_FILE))
+    return config.replace(data=proposal_boxes.with_proposal_boxes(config.data, out=boxes_path))
+
+
 def train(task, config, folder, verbose="auto", strategy="default", steps_per_epoch=None, data_config=None):
     """Trains `task`'s model from `config` into the run folder `folder`.
 
@@ -154,6 +177,7 @@ def train(task, config, folder, verbose="auto", strategy="default", steps_per_ep
     strategy = training.get_strategy(strategy) if isinstance(strategy, str) else strategy
     task.folder = str(folder)
     config = task.prepare(config)
+    config = with_proposal_boxes(config, folder)
     data = task.load_data(config)
     config = task.record_data(config, data)
     vocabulary = task.build_vocabulary(config, data)
@@ -162,8 +186,8 @@ def train(task, config, folder, verbose="auto", strategy="default", steps_per_ep
     keras.utils.set_random_seed(config.seed)
     run = Run(str(folder), task.kind, config, vocabulary)
     run_folder.write_run_files(run)
+    task.write_files(run, data)  # first: a task's datasets may read them (the proposal job's frozen CNN)
     train_batches, validation_batches = task.build_datasets(run, data)
-    task.write_files(run, data)
     with strategy.scope():
         model = task.build_model(run, train_batches)
     callbacks, monitor, monitor_mode = task.callbacks(run, data, validation_batches)

@@ -41,6 +41,8 @@ class ProposalModel(keras.Model):
     Args:
         image_size: (height, width) of the images the feature maps come from (the anchors are laid on it).
         feature_stride: pixels per feature-map cell (the backbone's output stride).
+        upsampling: the head resizes the map by this factor first (`RegionProposalHead`), so the anchors
+            are laid at stride `feature_stride / upsampling` (must divide it).
         anchor_sizes: square anchor sides in pixels.
         aspect_ratios: anchor height / width ratios.
         filters: channels of the head's 3 x 3 convolution.
@@ -87,6 +89,7 @@ class ProposalModel(keras.Model):
         min_size=1.0,
         seed=None,
         backbone=None,
+        upsampling=1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -97,6 +100,11 @@ class ProposalModel(keras.Model):
             raise ValueError(f"box_loss_weight must be >= 0, received {box_loss_weight!r}")
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.feature_stride = int(feature_stride)
+        self.upsampling = int(upsampling)
+        if self.upsampling < 1 or self.feature_stride % self.upsampling:
+            raise ValueError(
+                f"upsampling must be an integer >= 1 dividing feature_stride {self.feature_stride}, received {upsampling!r}"
+            )
         self.anchor_sizes = tuple(float(size) for size in anchor_sizes)
         self.aspect_ratios = tuple(float(ratio) for ratio in aspect_ratios)
         self.filters = int(filters)
@@ -110,11 +118,18 @@ class ProposalModel(keras.Model):
         self.pre_nms_top = int(pre_nms_top)
         self.min_size = float(min_size)
         self.seed = seed
-        self.anchors = anchor_boxes(self.image_size, self.feature_stride, self.anchor_sizes, self.aspect_ratios)
-        self.head = RegionProposalHead(len(self.anchor_sizes) * len(self.aspect_ratios), filters=self.filters, name="head")
+        self.anchors = anchor_boxes(self.image_size, self.anchor_stride, self.anchor_sizes, self.aspect_ratios)
+        self.head = RegionProposalHead(
+            len(self.anchor_sizes) * len(self.aspect_ratios), filters=self.filters, upsampling=self.upsampling, name="head"
+        )
         self.targets = ProposalTargets(positive_iou, negative_iou, samples_per_image, positive_fraction, seed=seed, name="targets")
         self.decoder = ProposalDecoder(max_proposals, nms_iou_threshold, pre_nms_top, min_size, name="decoder")
         self.box_loss = keras.losses.Huber(delta=1.0, reduction="none")
+
+    @property
+    def anchor_stride(self):
+        """Pixels between neighbouring anchor centres: the backbone's stride over the head's upsampling."""
+        return self.feature_stride // self.upsampling
 
     def build(self, input_shape):
         shape = input_shape["feature_map"] if isinstance(input_shape, dict) and "feature_map" in input_shape else None
@@ -143,6 +158,7 @@ class ProposalModel(keras.Model):
             raise ValueError(
                 f"the feature map gives {count} anchors but {self.image_size} images at stride {self.feature_stride} "
                 f"have {len(self.anchors)}: the feature map must be [B, ceil(height / stride), ceil(width / stride), C]"
+                + (f" (the head resizes it x{self.upsampling})" if self.upsampling > 1 else "")
             )
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -169,6 +185,7 @@ class ProposalModel(keras.Model):
             {
                 "image_size": self.image_size,
                 "feature_stride": self.feature_stride,
+                "upsampling": self.upsampling,
                 "anchor_sizes": self.anchor_sizes,
                 "aspect_ratios": self.aspect_ratios,
                 "filters": self.filters,

@@ -1,10 +1,9 @@
 """A figure like Figure 5 of Karpathy & Fei-Fei 2015: an image with its region boxes, and the sentence
 below it with each word coloured by the region it is aligned to and that word's alignment score."""
 
-import os
-import tempfile
-
 import numpy as np
+
+from vsa_tf.files import atomic_save_figure
 
 # Distinct, colour-blind-friendly colours (Okabe-Ito, then Tableau), cycled past 14 regions.
 REGION_COLORS = (
@@ -143,15 +142,4 @@ def _draw_sentence(figure, words, assignments, scores, text_height, line_height)
 
 
 def _save_atomically(figure, out_path):
-    directory = os.path.dirname(os.path.abspath(out_path))
-    os.makedirs(directory, exist_ok=True)
-    extension = os.path.splitext(out_path)[1] or ".png"
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=extension)
-    os.close(handle)
-    try:
-        figure.savefig(temporary, format=extension.lstrip("."))
-        os.replace(temporary, out_path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    atomic_save_figure(figure, out_path)

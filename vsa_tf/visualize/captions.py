@@ -15,21 +15,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from vsa_tf.files import atomic_save_figure  # noqa: E402
+
 BOX_COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324")
 
 
 def _save_atomically(figure, out_path, dpi=110):
-    directory = os.path.dirname(os.path.abspath(out_path))
-    os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, f".tmp-{os.getpid()}-{os.path.basename(out_path)}")
     try:
-        figure.savefig(temporary, dpi=dpi, format="png", bbox_inches="tight")
-        os.replace(temporary, out_path)
+        return atomic_save_figure(figure, out_path, dpi=dpi, format="png", bbox_inches="tight")
     finally:
         plt.close(figure)
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    return out_path
 
 
 def _load_image(path):

@@ -1,9 +1,10 @@
 """A contact sheet: a row of images with captions, saved as a PNG (matplotlib Agg, atomic write)."""
 
 import os
-import tempfile
 
 import numpy as np
+
+from vsa_tf.files import atomic_save_figure
 
 
 def _load(image):
@@ -47,15 +48,7 @@ def save_contact_sheet(path, images, titles=None, columns=6, tile_inches=2.0, su
     if suptitle:
         figure.suptitle(suptitle, fontsize=10)
     figure.tight_layout()
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".png")
-    os.close(handle)
     try:
-        figure.savefig(temporary, format="png", dpi=80)
-        os.replace(temporary, path)
+        return atomic_save_figure(figure, path, format="png", dpi=80)
     finally:
         pyplot.close(figure)
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    return path

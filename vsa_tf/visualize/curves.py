@@ -8,6 +8,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from vsa_tf.files import atomic_save_figure  # noqa: E402
+
 
 def read_history(path):
     """history.csv -> {column: [float per epoch]} (empty cells skipped)."""
@@ -50,8 +52,7 @@ def plot_training_curves(histories, out_path, keys=None):
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     figure.tight_layout()
-    temporary = os.path.join(os.path.dirname(os.path.abspath(out_path)), ".tmp-" + os.path.basename(out_path))
-    figure.savefig(temporary, dpi=110, format="png")
-    plt.close(figure)
-    os.replace(temporary, out_path)
-    return out_path
+    try:
+        return atomic_save_figure(figure, out_path, dpi=110, format="png")
+    finally:
+        plt.close(figure)
