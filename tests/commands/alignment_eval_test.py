@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from vsa_tf import cli
 from vsa_tf.align.snippets import write_snippets
 
@@ -36,3 +38,51 @@ def test_evaluate_alignment_command_reports_bad_file(tmp_path, capsys):
     code = cli.main(["evaluate-alignment", "--snippets", str(tmp_path / "none.json"), "--truth", str(truth_path)])
     assert code == 2
     assert "Snippets file not found" in capsys.readouterr().err
+
+
+def test_run_form_calls_the_grounding_report(tmp_path, capsys, monkeypatch):
+    from vsa_tf.jobs import alignment
+
+    calls = []
+
+    def fake_report(run, data_config, truth, **options):
+        calls.append((run, data_config, truth, options))
+        return {"run": run, "methods": {"argmax": {"phrase_accuracy_head": 0.5, "phrase_accuracy_all_words": 0.25, "num_phrases": 4}}}
+
+    monkeypatch.setattr(alignment, "grounding_report", fake_report)
+    out_path = tmp_path / "grounding.json"
+    code = cli.main([
+        "evaluate-alignment", "--run", "RUN", "--dataset", "d.json", "--images", "img", "--proposals", "PROP",
+        "--features", "feat", "--truth", "t.json", "--betas", "0", "2", "--baseline-run", "BOW", "--baseline-run", "BOW2",
+        "--seed", "3", "--json", str(out_path),
+    ])
+    assert code == 0
+    run, data_config, truth, options = calls[0]
+    assert (run, truth) == ("RUN", "t.json")
+    assert (data_config.dataset, data_config.images, data_config.proposals, data_config.features) == ("d.json", "img", "PROP", "feat")
+    assert data_config.boxes is None
+    assert options == {"split": "val", "betas": [0.0, 2.0], "baseline_runs": ["BOW", "BOW2"], "seed": 3, "iou_threshold": 0.5}
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["methods"]["argmax"]["phrase_accuracy_head"] == 0.5 and json.loads(out_path.read_text()) == printed
+
+    assert cli.main(["evaluate-alignment", "--run", "RUN", "--boxes", "b.json", "--truth", "t.json", "--split", "test"]) == 0
+    _, data_config, _, options = calls[1]
+    assert data_config.boxes == "b.json" and data_config.proposals is None
+    assert options["split"] == "test" and options["betas"] == [0.0, 0.5, 1.0, 2.0, 5.0] and options["baseline_runs"] == []
+
+
+def test_exclusive_options(tmp_path, capsys):
+    with pytest.raises(SystemExit):  # one of --run and --snippets
+        cli.main(["evaluate-alignment", "--run", "RUN", "--snippets", "s.json", "--truth", "t.json"])
+    assert "not allowed with argument" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate-alignment", "--truth", "t.json"])
+    assert "one of the arguments --snippets --run is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate-alignment", "--run", "RUN", "--boxes", "b.json", "--proposals", "P", "--truth", "t.json"])
+    assert "not allowed with argument" in capsys.readouterr().err
+    # Options of the --run form refused with --snippets, in one line.
+    code = cli.main(["evaluate-alignment", "--snippets", "s.json", "--truth", "t.json", "--dataset", "d.json",
+                     "--baseline-run", "BOW"])
+    assert code == 2
+    assert "--dataset, --baseline-run only go with --run, received them with --snippets s.json" in capsys.readouterr().err

@@ -50,7 +50,7 @@ def test_options_left_out_keep_the_defaults_and_given_ones_set_nested_fields():
     args = parser.parse_args(TRAIN + ["--pooling", "average", "--pool-size", "3", "--backbone-filters", "4", "8",
                                       "--image-size", "40", "48", "--score", "defrag", "--freeze-backbone"])
     alignment = config_from_arguments(args, config.AlignmentConfig)
-    assert alignment.image == config.ImageEncoderConfig(pooling="average", pool_size=3, filters=(4, 8), frozen=True)
+    assert alignment.image == config.ImageEncoderConfig(pooling="average", pool_size=3, filters=(4, 8), frozen=True, normalization="l2")
     assert alignment.data.image_size == (40, 48) and alignment.score == "defrag"
 
 
@@ -102,7 +102,7 @@ def test_each_model_lists_the_image_normalizations_it_accepts(capsys):
 
 
 def test_choices_are_the_values_the_configs_accept():
-    classes = (config.AlignmentConfig, config.CaptionConfig, config.EmbeddingConfig, config.SCNLMConfig)
+    classes = (config.AlignmentConfig, config.CaptionConfig, config.EmbeddingConfig, config.SCNLMConfig, config.PipelineConfig)
     for key, values in config_arguments.FIELD_CHOICES.items():
         paths = {cls: option.path for cls in classes for option in config_arguments.config_options(cls) if option.key == key}
         assert paths, key

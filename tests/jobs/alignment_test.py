@@ -4,6 +4,8 @@ import os
 import numpy as np
 import pytest
 
+from tests.jobs.proposal_boxes_test import proposals_run  # noqa: F401 (a fixture: a tiny proposals run)
+from tests.jobs.proposals_test import world  # noqa: F401 (the fixture it is trained on)
 from vsa_tf.config import AlignmentConfig, DataConfig, ImageEncoderConfig
 from vsa_tf.data import synthetic
 from vsa_tf.jobs import alignment
@@ -157,3 +159,120 @@ def test_saved_cnn_gives_a_captioner_the_alignment_models_features(trained_run, 
     with pytest.raises(ValueError, match="simple-backbone weights .*filters \\(4, 6\\).*value.shape=\\(3, 3, 4, 8\\)"):
         CaptionModel(vocabulary_size=12, hidden_dim=4, embedding_dim=4, image_encoder=ImageEncoderConfig(weights=path, filters=(4, 6)),
                      image_shape=(32, 32)).build_from_dummy()
+
+
+def _real_format_truth(world, path):
+    """The world's truth in the real (Flickr8k) format: objects {"box", "phrase"}, spans with no head index;
+    one extra phrase of each val image's first sentence ends past the run's max_words (10)."""
+    with open(os.path.join(world, "truth.json")) as stream:
+        images = json.load(stream)["images"]
+    with open(os.path.join(world, "dataset.json")) as stream:
+        splits = {image["filename"]: image["split"] for image in json.load(stream)["images"]}
+    real = {}
+    for filename, image in images.items():
+        sentences = [{"phrases": [{key: phrase[key] for key in ("start", "end", "object")} for phrase in sentence["phrases"]]}
+                     for sentence in image["sentences"]]
+        if splits[filename] == "val" and image["objects"]:
+            sentences[0]["phrases"].append({"start": 9, "end": 12, "object": 0})
+        real[filename] = {"width": image["width"], "height": image["height"], "sentences": sentences,
+                          "objects": [{"box": item["box"], "phrase": f"a {item['shape']}"} for item in image["objects"]]}
+    with open(path, "w") as stream:
+        json.dump({"images": real}, stream)
+    return real, splits
+
+
+def _hand_baselines(real, splits, boxes_path, max_boxes):
+    """Whole-image and largest-box phrase accuracy of the val phrases, computed here without the library."""
+    from vsa_tf.evaluation.alignment import box_iou
+
+    with open(boxes_path) as stream:
+        boxes = json.load(stream)
+    hits = {"whole_image": 0, "largest_box": 0}
+    total = past = 0
+    for filename, image in real.items():
+        if splits[filename] != "val":
+            continue
+        width, height = image["width"], image["height"]
+        whole = [0, 0, width, height]
+        detector = [[min(max(v, 0), limit) for v, limit in zip(box, (width, height, width, height))]
+                    for box in boxes.get(filename, [])[:max_boxes]]
+        largest = max(detector, key=lambda box: (box[2] - box[0]) * (box[3] - box[1])) if detector else whole
+        for sentence in image["sentences"]:
+            for phrase in sentence["phrases"]:
+                if phrase["end"] > 10:  # past the run's max_words
+                    past += 1
+                    continue
+                target = image["objects"][phrase["object"]]["box"]
+                total += 1
+                hits["whole_image"] += box_iou([whole], [target])[0] >= 0.5
+                hits["largest_box"] += box_iou([largest], [target])[0] >= 0.5
+    return {name: count / total for name, count in hits.items()}, total, past
+
+
+def test_grounding_report_on_real_format_phrases(trained_run, tmp_path):
+    run_dir, data, world, _ = trained_run
+    truth_path = str(tmp_path / "truth.json")
+    real, splits = _real_format_truth(world, truth_path)
+    report = alignment.grounding_report(run_dir, data, truth_path, split="val", betas=(0, 1), baseline_runs=[run_dir], seed=1)
+    json.dumps(report)  # JSON-able
+    assert report["regions"]["source"] == "boxes" and report["regions"]["boxes"] == data.boxes
+    assert report["regions"]["proposals"] is None and report["regions"]["max_boxes"] == 3
+    num_val_images = sum(split == "val" for split in splits.values())
+    assert report["num_images"] == num_val_images and report["num_sentences"] == 2 * num_val_images
+    expected, num_phrases, num_past = _hand_baselines(real, splits, data.boxes, max_boxes=3)
+    assert report["num_phrases"] == num_phrases and report["num_phrases_past_max_words"] == num_past > 0
+    name = os.path.basename(run_dir)
+    assert list(report["methods"]) == [
+        "mrf_beta=0", "mrf_beta=1", "argmax", "whole_image", "largest_box", "random_box", "best_box_oracle",
+        f"{name}:mrf_beta=0", f"{name}:mrf_beta=1", f"{name}:argmax",
+    ]
+    methods = report["methods"]
+    assert all(row["num_phrases"] == num_phrases for row in methods.values())
+    assert methods["whole_image"]["phrase_accuracy_head"] == pytest.approx(expected["whole_image"])
+    assert methods["largest_box"]["phrase_accuracy_head"] == pytest.approx(expected["largest_box"])
+    assert methods["argmax"] == methods["mrf_beta=0"]  # β = 0 is the per-word argmax
+    assert methods[f"{name}:mrf_beta=1"] == methods["mrf_beta=1"]  # the same run as its own baseline
+    for row in methods.values():
+        assert 0.0 <= row["phrase_accuracy_all_words"] <= row["phrase_accuracy_head"] <= 1.0
+    assert methods["best_box_oracle"]["phrase_accuracy_head"] >= max(row["phrase_accuracy_head"] for row in methods.values())
+    # Today's snippets give the same figures through the snippet evaluator.
+    from vsa_tf.evaluation.alignment import evaluate_alignment, phrases_within
+
+    snippets = alignment.align_split(run_dir, data, "val", beta=1.0)
+    lengths = {(s["filename"], s["sentence"]): 0 for s in snippets}
+    for s in snippets:
+        lengths[(s["filename"], s["sentence"])] = max(lengths[(s["filename"], s["sentence"])], s["end"])
+    direct = evaluate_alignment(snippets, phrases_within(real, lengths)[0])
+    assert direct["phrase_accuracy"] == methods["mrf_beta=1"]["phrase_accuracy_head"]
+    # The random baseline is reproducible with its seed.
+    again = alignment.grounding_report(run_dir, data, {"images": real}, split="val", betas=[0], seed=1)
+    assert again["methods"]["random_box"] == methods["random_box"]
+
+
+def test_grounding_report_errors(trained_run, tmp_path):
+    run_dir, data, world, _ = trained_run
+    with pytest.raises(ValueError, match="needs a truth file"):
+        alignment.grounding_report(run_dir, data, None)
+    with pytest.raises(ValueError, match=r"betas must be .* received \[-1.0\]"):
+        alignment.grounding_report(run_dir, data, {"images": {}}, betas=[-1])
+    with pytest.raises(ValueError, match="none of the 'val' split's images is in the truth file"):
+        alignment.grounding_report(run_dir, data, {"images": {}})
+
+
+def test_grounding_report_with_learned_proposals(trained_run, proposals_run, tmp_path):
+    run_dir, data, world_folder, _ = trained_run
+    truth_path = str(tmp_path / "truth.json")
+    _real_format_truth(world_folder, truth_path)
+    with_boxes = alignment.grounding_report(run_dir, data, truth_path, betas=[1])
+    proposed = data.replace(boxes=None, proposals=proposals_run)
+    report = alignment.grounding_report(run_dir, proposed, truth_path, betas=[1])
+    regions = report["regions"]
+    assert regions["source"] == "proposals" and regions["proposals"] == os.path.abspath(proposals_run)
+    assert regions["boxes"] != data.boxes and os.path.exists(regions["boxes"])  # the proposals as a boxes file
+    assert report["num_phrases"] == with_boxes["num_phrases"]
+    # Region 0 is the whole image whatever the boxes are.
+    assert report["methods"]["whole_image"] == with_boxes["methods"]["whole_image"]
+    with open(data.dataset) as stream:
+        val_images = {image["filename"] for image in json.load(stream)["images"] if image["split"] == "val"}
+    with open(regions["boxes"]) as stream:
+        assert set(json.load(stream)) == val_images  # proposed for the evaluated split

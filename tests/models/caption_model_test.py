@@ -103,3 +103,16 @@ def test_pooling_sets_the_image_feature_size(pooling, feature_dim):
     features = model.image_features(model.dummy_batch(batch_size=2, num_words=2))
     assert tuple(features.shape)[-1] == feature_dim
     assert CaptionModel.from_config(json.loads(json.dumps(model.get_config()))).image_encoder.pooling == pooling
+
+
+def test_a_model_that_generated_still_checkpoints(tmp_path):
+    # generate() caches one traced function per sampler; that cache must stay out of the model's
+    # object graph (a tracked dict with integer keys made SavedModel export and checkpoints fail).
+    model = CaptionModel(VOCABULARY, hidden_dim=4, embedding_dim=3, image_encoder=CACHED)
+    batch = cached_batch()
+    first = model.generate(batch, GreedySampler(max_length=4))
+    path = tf.train.Checkpoint(model=model).write(str(tmp_path / "checkpoint"))
+    restored = CaptionModel(VOCABULARY, hidden_dim=4, embedding_dim=3, image_encoder=CACHED)
+    restored(batch)
+    tf.train.Checkpoint(model=restored).read(path).assert_existing_objects_matched()
+    np.testing.assert_array_equal(restored.generate(batch, GreedySampler(max_length=4)), first)

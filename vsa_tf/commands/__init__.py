@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "vsa_tf.commands.embedding",
     "vsa_tf.commands.export",
     "vsa_tf.commands.demo",
+    "vsa_tf.commands.pipeline",
     "vsa_tf.commands.pretrained",
 )
 

@@ -1,25 +1,67 @@
-"""`vsa-tf evaluate-alignment`: accuracy of MRF snippets against the synthetic world's truth.json."""
+"""`vsa-tf evaluate-alignment`: phrase grounding accuracy against a truth.json (synthetic or real phrases).
 
+Two forms: `--snippets S --truth T` scores a snippets file (`vsa-tf align`); `--run RUN --dataset D --images I
+(--boxes B | --proposals PROP) --truth T` aligns a split with the run at several β and prints the grounding
+table beside its baselines (`vsa_tf.jobs.alignment.grounding_report`).
+"""
+
+from vsa_tf import config
 from vsa_tf.commands import print_json
+from vsa_tf.commands.config_arguments import add_config_arguments, config_from_arguments
+
+# The data locations of the --run form (as `vsa-tf align`): the run's other data settings are kept.
+RUN_DATA_FIELDS = ("dataset", "images", "boxes", "proposals", "features", "split_of_file", "split_files")
+DEFAULT_BETAS = (0.0, 0.5, 1.0, 2.0, 5.0)  # `vsa_tf.jobs.alignment.GROUNDING_BETAS` (no TensorFlow import here)
 
 
 def register(subparsers):
     parser = subparsers.add_parser(
         "evaluate-alignment",
-        help="phrase/word alignment accuracy of a snippets file against a synthetic truth.json",
+        help="phrase grounding accuracy of a snippets file, or of a run at several β beside baselines, against a truth.json",
         description=(
-            "A ground-truth phrase is correct when its head (last) word lies in a snippet whose box has "
-            "IoU >= the threshold with the object's box; word accuracy applies the test to every phrase word."
+            "A ground-truth phrase is correct when its head word (its last token) lies in a snippet whose box has "
+            "IoU >= the threshold with the phrase's box; 'all words' asks it of every word of the phrase. "
+            "With --run: MRF snippets at each --betas value, the per-word argmax, and the baselines whole image, "
+            "largest box, random box (seeded) and best box (oracle), all on the same phrases and regions."
         ),
     )
-    parser.add_argument("--snippets", required=True, help="snippets JSON written by `vsa-tf align`")
-    parser.add_argument("--truth", required=True, help="truth.json of the synthetic world")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--snippets", help="snippets JSON written by `vsa-tf align`")
+    source.add_argument("--run", help="alignment run folder: align --split with it and report the grounding table")
+    parser.add_argument("--truth", required=True, help="truth.json (phrase boxes; synthetic world or real, e.g. Flickr8k's)")
     parser.add_argument("--iou-threshold", type=float, default=0.5, help="minimum IoU (default 0.5)")
     parser.add_argument("--json", dest="json_path", default=None, help="also write the result here")
+    group = parser.add_argument_group("with --run")
+    add_config_arguments(group, config.DataConfig, fields=RUN_DATA_FIELDS, config_file=False, default_help="the run's")
+    group.add_argument("--split", default="val", help="split to evaluate (default val)")
+    group.add_argument("--betas", type=float, nargs="+", default=list(DEFAULT_BETAS), metavar="BETA",
+                       help="MRF rewards to evaluate (default 0 0.5 1 2 5)")
+    group.add_argument("--baseline-run", dest="baseline_runs", action="append", default=[], metavar="RUN",
+                       help="another alignment run (e.g. the bag-of-words ablation) scored on the same phrases; repeatable")
+    group.add_argument("--seed", type=int, default=0, help="seed of the random-box baseline (default 0)")
     parser.set_defaults(handler=run_evaluate_alignment)
 
 
 def run_evaluate_alignment(args):
+    if args.run is None:
+        return _evaluate_snippets(args)
+    from vsa_tf.jobs import alignment
+
+    data_config = config_from_arguments(args, config.DataConfig, for_run=True)
+    report = alignment.grounding_report(
+        args.run, data_config, args.truth, split=args.split, betas=args.betas, baseline_runs=args.baseline_runs,
+        seed=args.seed, iou_threshold=args.iou_threshold,
+    )
+    print_json(report, args.json_path)
+    return 0
+
+
+def _evaluate_snippets(args):
+    given = (("--dataset", args.dataset), ("--images", args.images), ("--boxes", args.boxes), ("--proposals", args.proposals),
+             ("--features", args.features), ("--baseline-run", args.baseline_runs))
+    run_only = [flag for flag, value in given if value]
+    if run_only:
+        raise ValueError(f"{', '.join(run_only)} only go with --run, received them with --snippets {args.snippets}")
     from vsa_tf.align.snippets import read_snippets
     from vsa_tf.evaluation.alignment import evaluate_alignment, read_truth
 

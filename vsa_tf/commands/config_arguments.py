@@ -65,7 +65,8 @@ FIELD_CHOICES = {
     "image_conditioning": ("bias", "input"),
     "image_pretraining": config_lib.IMAGE_PRETRAININGS,
     "encoder": ("lstm", "linear"),
-    "tagger": ("truth", "lexicon"),
+    "tagger": config_lib.SCNLM_TAGGERS,
+    "feature_mode": config_lib.PIPELINE_FEATURE_MODES,
 }
 
 # Options whose command-line form is not the field's type.
@@ -148,7 +149,17 @@ def attribute_help(config_class):
     """{field name: its text} from the `Attributes:` block of the class docstring (one line each).
 
     An entry naming several fields (`train_images, val_images: split sizes.`) documents each of them.
+    Fields inherited from a config base class keep the base class's text.
     """
+    texts = {}
+    for base in reversed(config_class.__mro__[1:]):
+        if dataclasses.is_dataclass(base):
+            texts.update(_own_attribute_help(base))
+    texts.update(_own_attribute_help(config_class))
+    return texts
+
+
+def _own_attribute_help(config_class):
     lines = inspect.cleandoc(config_class.__doc__ or "").splitlines()
     if "Attributes:" not in (line.strip() for line in lines):
         return {}

@@ -1,8 +1,19 @@
-"""Alignment accuracy of MRF snippets against the synthetic world's ground truth (`truth.json`).
+"""Alignment accuracy of MRF snippets against ground-truth phrase boxes (a `truth.json`).
 
+The truth is the synthetic world's or a real one in the same format (e.g. Flickr8k's, from the
+Flickr30k-Entities phrases): objects with boxes, and phrases as token spans of the sentences.
 A ground-truth phrase (a span of a sentence's tokens naming one object) counts as correctly aligned
-when its head (last) word lies in a snippet whose box has IoU >= `iou_threshold` with the object's
-box. Per-word accuracy applies the same test to every word inside a phrase.
+when its head word lies in a snippet whose box has IoU >= `iou_threshold` with the object's box
+(`phrase_accuracy`); with all its words in such snippets it also counts for
+`phrase_accuracy_all_words`. Per-word accuracy applies the test to every word inside a phrase.
+
+The head word is the phrase's last token (`phrase_head`): the synthetic world's phrases end with their
+noun, and real phrases carry no head annotation, so English noun phrases being head-final ("a black
+dog" -> "dog") gives the same rule.
+
+Baselines (`baseline_phrase_boxes`, scored by `evaluate_phrase_boxes`) answer one box per phrase from an
+image's regions: the whole image, the largest box, a random region (seeded), and the best region (an
+oracle: the ceiling that the region set allows).
 
 Only sentences that appear in the snippets file are evaluated (the snippets usually cover one split,
 the truth every image). IoU is computed pairwise in numpy: `keras.utils.bounding_boxes.compute_iou`
@@ -66,6 +77,16 @@ def validate_truth(images, source="truth"):
     return images
 
 
+def phrase_head(phrase):
+    """Token index of a truth phrase's head word: its last token, `end - 1`.
+
+    The synthetic world's phrases end with their noun; real phrases (Flickr30k-Entities) have no head
+    annotation, and English noun phrases are head-final ("a black dog" -> "dog"), so the last token is
+    taken there too.
+    """
+    return phrase["end"] - 1
+
+
 def box_iou(boxes, other_boxes):
     """Pairwise-by-row IoU of pixel [x0, y0, x1, y1] boxes: arrays [n, 4] and [n, 4] -> [n]."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape([-1, 4])
@@ -88,9 +109,11 @@ def evaluate_alignment(snippets, truth, iou_threshold=0.5):
         iou_threshold: minimum IoU between a snippet's box and the object's box.
 
     Returns:
-        {"phrase_accuracy", "word_accuracy", "num_phrases", "num_phrases_correct", "num_words",
-         "num_words_correct", "num_words_without_snippet", "num_sentences", "iou_threshold"}.
-        A phrase word not covered by any snippet counts as wrong.
+        {"phrase_accuracy", "phrase_accuracy_all_words", "word_accuracy", "num_phrases",
+         "num_phrases_correct", "num_phrases_all_words_correct", "num_words", "num_words_correct",
+         "num_words_without_snippet", "num_sentences", "iou_threshold"}. `phrase_accuracy` tests the
+        head word (`phrase_head`), `phrase_accuracy_all_words` every word of the phrase. A phrase word
+        not covered by any snippet counts as wrong.
 
     Reference:
         Karpathy & Fei-Fei, CVPR 2015, section 3.1.4 (the snippets of eqs. 10-12); the metric is this
@@ -119,20 +142,23 @@ def evaluate_alignment(snippets, truth, iou_threshold=0.5):
     if not covered:
         raise ValueError("No snippets to evaluate (received an empty list)")
 
-    word_boxes, object_boxes, is_head = [], [], []
-    without_snippet = 0
+    word_boxes, object_boxes, is_head, phrase_of_word = [], [], [], []
+    without_snippet = num_phrases_seen = 0
     missing_box = [np.nan] * 4  # IoU with NaN is NaN, which compares False: an uncovered word is wrong
     for (filename, sentence), words in covered.items():
         image = truth[filename]
         for phrase in image["sentences"][sentence]["phrases"]:
             object_box = image["objects"][phrase["object"]]["box"]
+            phrase_index = num_phrases_seen
+            num_phrases_seen += 1
             for position in range(phrase["start"], phrase["end"]):
                 box = words.get(position)
                 if box is None:
                     without_snippet += 1
                 word_boxes.append(missing_box if box is None else box)
                 object_boxes.append(object_box)
-                is_head.append(position == phrase["end"] - 1)
+                is_head.append(position == phrase_head(phrase))
+                phrase_of_word.append(phrase_index)
     if not is_head:
         raise ValueError("The evaluated sentences have no ground-truth phrases")
     with np.errstate(invalid="ignore"):
@@ -140,14 +166,159 @@ def evaluate_alignment(snippets, truth, iou_threshold=0.5):
     is_head = np.asarray(is_head)
     num_phrases = int(is_head.sum())
     num_phrases_correct = int(correct[is_head].sum())
+    wrong_words = np.bincount(np.asarray(phrase_of_word), weights=(~correct).astype(np.float64), minlength=num_phrases)  # [phrases]
+    num_phrases_all_words_correct = int(np.count_nonzero(wrong_words == 0))
     return {
         "phrase_accuracy": num_phrases_correct / num_phrases,
+        "phrase_accuracy_all_words": num_phrases_all_words_correct / num_phrases,
         "word_accuracy": float(correct.mean()),
         "num_phrases": num_phrases,
         "num_phrases_correct": num_phrases_correct,
+        "num_phrases_all_words_correct": num_phrases_all_words_correct,
         "num_words": int(len(correct)),
         "num_words_correct": int(correct.sum()),
         "num_words_without_snippet": without_snippet,
         "num_sentences": len(covered),
         "iou_threshold": float(iou_threshold),
     }
+
+
+def _truth_images(truth):
+    if isinstance(truth, dict) and isinstance(truth.get("images"), dict):
+        truth = truth["images"]
+    return validate_truth(truth)
+
+
+def phrases_within(truth, sentence_lengths):
+    """The truth of the evaluated sentences, keeping the phrases that lie inside their first words.
+
+    A model reads at most `max_words` words of a sentence; a phrase reaching past them cannot be
+    aligned by it, so every method of a grounding table is scored on the phrases inside.
+
+    Args:
+        truth: the truth `images` dict (`read_truth`) or the whole truth.json object.
+        sentence_lengths: {(filename, sentence index): number of words read}.
+
+    Returns:
+        (truth `images` dict of the evaluated images, where the evaluated sentences keep their phrases
+        with `end <= length` and every other sentence has none, number of phrases left out).
+    """
+    truth = _truth_images(truth)
+    kept, num_left_out = {}, 0
+    for (filename, sentence), length in sentence_lengths.items():
+        if filename not in truth:
+            raise ValueError(f"Image {filename!r} is not in the truth file")
+        sentences = truth[filename]["sentences"]
+        if not 0 <= sentence < len(sentences):
+            raise ValueError(f"Image {filename!r} has {len(sentences)} sentences in the truth file, received sentence {sentence}")
+        if filename not in kept:
+            kept[filename] = dict(truth[filename], sentences=[{"phrases": []} for _ in sentences])
+        phrases = sentences[sentence]["phrases"]
+        inside = [phrase for phrase in phrases if phrase["end"] <= length]
+        kept[filename]["sentences"][sentence] = dict(sentences[sentence], phrases=inside)
+        num_left_out += len(phrases) - len(inside)
+    return kept, num_left_out
+
+
+BASELINES = ("whole_image", "largest_box", "random_box", "best_box_oracle")
+
+
+def baseline_phrase_boxes(image_regions, truth, sentences, seed=0, iou_threshold=0.5):
+    """One box per ground-truth phrase from each baseline, chosen among the image's regions.
+
+    - `whole_image`: region 0.
+    - `largest_box`: the region of largest area after region 0 (region 0 when the image has no other).
+    - `random_box`: a region drawn uniformly among all of the image's regions (region 0 included, the
+      set the model chooses from) for each phrase, with `numpy.random.default_rng(seed)`, phrases taken
+      in the order of `sentences` then of the truth.
+    - `best_box_oracle`: the region of highest IoU with the phrase's box (the ceiling of the region set).
+
+    Args:
+        image_regions: {filename: array [M, 4] pixel [x0, y0, x1, y1]}, row 0 the whole image.
+        truth: the truth `images` dict (or the whole truth.json object).
+        sentences: list of (filename, sentence index) to answer, in order.
+        seed: seed of the random baseline.
+        iou_threshold: the threshold of `random_box`'s expected accuracy.
+
+    Returns:
+        ({baseline: {(filename, sentence): [box per phrase]}}, the random baseline's expected phrase
+        accuracy: the mean over phrases of the fraction of regions with IoU >= `iou_threshold`).
+    """
+    truth = _truth_images(truth)
+    rng = np.random.default_rng(seed)
+    answers = {name: {} for name in BASELINES}
+    hit_fractions = []
+    for filename, sentence in sentences:
+        regions = np.asarray(image_regions[filename], dtype=np.float64).reshape([-1, 4])
+        if len(regions) == 0:
+            raise ValueError(f"Image {filename!r}: no regions (region 0, the whole image, is always needed)")
+        areas = (regions[:, 2] - regions[:, 0]) * (regions[:, 3] - regions[:, 1])
+        largest = 1 + int(np.argmax(areas[1:])) if len(regions) > 1 else 0
+        image = truth[filename]
+        phrases = image["sentences"][sentence]["phrases"]
+        key = (filename, sentence)
+        answers["whole_image"][key] = [regions[0].tolist()] * len(phrases)
+        answers["largest_box"][key] = [regions[largest].tolist()] * len(phrases)
+        answers["random_box"][key], answers["best_box_oracle"][key] = [], []
+        for phrase in phrases:
+            object_box = np.asarray(image["objects"][phrase["object"]]["box"], dtype=np.float64)
+            overlaps = box_iou(regions, np.broadcast_to(object_box, regions.shape))  # [M]
+            hit_fractions.append(float(np.mean(overlaps >= float(iou_threshold))))
+            answers["random_box"][key].append(regions[int(rng.integers(len(regions)))].tolist())
+            answers["best_box_oracle"][key].append(regions[int(np.argmax(overlaps))].tolist())
+    expected = float(np.mean(hit_fractions)) if hit_fractions else float("nan")
+    return answers, expected
+
+
+def evaluate_phrase_boxes(phrase_boxes, truth, iou_threshold=0.5):
+    """Phrase accuracy of one box answered per ground-truth phrase (the baselines of a grounding table).
+
+    Args:
+        phrase_boxes: {(filename, sentence index): [box per phrase of that sentence, in the truth's order]}.
+        truth: the truth `images` dict (or the whole truth.json object).
+        iou_threshold: minimum IoU between the answered box and the phrase's box.
+
+    Returns:
+        {"phrase_accuracy", "phrase_accuracy_all_words", "num_phrases", "num_phrases_correct",
+         "num_sentences", "iou_threshold"}. Every word of a phrase gets its box, so the head-word and
+        the all-words accuracies are equal.
+    """
+    truth = _truth_images(truth)
+    if not 0.0 <= float(iou_threshold) <= 1.0:
+        raise ValueError(f"`iou_threshold` must be in [0, 1], received {iou_threshold}")
+    answered, expected = [], []
+    for (filename, sentence), boxes in phrase_boxes.items():
+        if filename not in truth:
+            raise ValueError(f"Image {filename!r} is not in the truth file")
+        image = truth[filename]
+        phrases = image["sentences"][sentence]["phrases"]
+        if len(boxes) != len(phrases):
+            raise ValueError(f"Image {filename!r}, sentence {sentence}: {len(phrases)} phrases but {len(boxes)} boxes received")
+        answered.extend(boxes)
+        expected.extend(image["objects"][phrase["object"]]["box"] for phrase in phrases)
+    if not answered:
+        raise ValueError("The evaluated sentences have no ground-truth phrases")
+    correct = box_iou(answered, expected) >= float(iou_threshold)
+    accuracy = float(correct.mean())
+    return {
+        "phrase_accuracy": accuracy,
+        "phrase_accuracy_all_words": accuracy,
+        "num_phrases": int(len(correct)),
+        "num_phrases_correct": int(correct.sum()),
+        "num_sentences": len(phrase_boxes),
+        "iou_threshold": float(iou_threshold),
+    }
+
+
+def grounding_table(report):
+    """A Markdown table (method, head-word and all-words phrase accuracy in %, phrases) of a grounding report.
+
+    `report`: `vsa_tf.jobs.alignment.grounding_report`'s dict.
+    """
+    lines = ["| method | phrase accuracy, head word | phrase accuracy, all words | phrases |", "|---|---|---|---|"]
+    for name, method in report["methods"].items():
+        lines.append(
+            f"| {name} | {100 * method['phrase_accuracy_head']:.1f} % | {100 * method['phrase_accuracy_all_words']:.1f} % "
+            f"| {method['num_phrases']} |"
+        )
+    return "\n".join(lines)

@@ -20,6 +20,7 @@ from vsa_tf.data import boxes as boxes_lib
 from vsa_tf.data import pipelines
 from vsa_tf.data import validate
 from vsa_tf.data import word_vectors as word_vectors_lib
+from vsa_tf.evaluation import alignment as alignment_metrics
 from vsa_tf.evaluation import retrieval as retrieval_metrics
 from vsa_tf.evaluation.retrieval_evaluator import RetrievalEvaluator
 from vsa_tf.jobs import proposal_boxes, retrieval, run_folder, trainer
@@ -30,6 +31,8 @@ from vsa_tf.models.alignment_model import HardestNegativeWarmup
 from vsa_tf.visualize.alignment import plot_alignment
 
 EVALUATION_BATCH_SIZE = retrieval.EVALUATION_BATCH_SIZE
+# The MRF smoothings of a grounding table (`grounding_report`); the paper's figures use β = 1.
+GROUNDING_BETAS = (0.0, 0.5, 1.0, 2.0, 5.0)
 # An alignment run's CNN copied into a run that starts from it (a captioner, a proposal network).
 ALIGNMENT_CNN_FILE = "alignment_cnn.weights.h5"
 
@@ -191,28 +194,172 @@ def align_split(run_dir, data_config=None, split="test", beta=1.0, out=None):
     return snippets
 
 
-def align_split_for_betas(run_dir, data_config=None, split="test", betas=(0.0, 0.5, 1.0, 2.0, 5.0)):
+def align_split_for_betas(run_dir, data_config=None, split="test", betas=GROUNDING_BETAS):
     """Like `align_split` for several β at once: the word-region scores are computed once.
 
     Returns:
         {beta: snippets list}.
     """
     run, data_config, records, boxes, store = _split_of_run(run_dir, data_config, split)
-    region_boxes = {}
-    snippets = {beta: [] for beta in betas}
+    return _snippets_for_betas(_scored_sentences(run, records, data_config, boxes, store), betas)
+
+
+def _scored_sentences(run, records, data_config, boxes, store):
+    """[(filename, sentence index, words, scores [N, M], pixel boxes [M, 4])] of the sentences with words.
+
+    `scores` are `word_region_scores`' (computed once for every β); row t of the boxes is region t.
+    """
+    region_boxes, sentences = {}, []
     for image_index, sentence_index, words, scores in word_region_scores(run, records, data_config, boxes, store):
         if not words:
             continue
         record = records[image_index]
         if image_index not in region_boxes:
             region_boxes[image_index] = _region_pixel_boxes(record, data_config, boxes)
-        pixel_boxes = region_boxes[image_index][: scores.shape[1]]
+        sentences.append((record.filename, sentence_index, words, scores, region_boxes[image_index][: scores.shape[1]]))
+    return sentences
+
+
+def _snippets_for_betas(sentences, betas):
+    """{beta: snippets} of `_scored_sentences`' sentences, MRF-aligned at each β."""
+    snippets = {beta: [] for beta in betas}
+    for filename, sentence_index, words, scores, pixel_boxes in sentences:
         for beta in betas:
             assignments = mrf.mrf_align(scores, beta)
-            snippets[beta].extend(
-                snippets_lib.snippets_from_alignment(assignments, words, record.filename, sentence_index, pixel_boxes)
-            )
+            snippets[beta].extend(snippets_lib.snippets_from_alignment(assignments, words, filename, sentence_index, pixel_boxes))
     return snippets
+
+
+def _argmax_snippets(sentences):
+    """Snippets of each word's best region on its own (`argmax_t v_t . s_j`, the scores before the MRF)."""
+    snippets = []
+    for filename, sentence_index, words, scores, pixel_boxes in sentences:
+        snippets.extend(snippets_lib.snippets_from_alignment(np.argmax(scores, axis=1), words, filename, sentence_index, pixel_boxes))
+    return snippets
+
+
+def grounding_report(run_dir, data_config=None, truth=None, split="val", betas=GROUNDING_BETAS, baseline_runs=(), seed=0,
+                     iou_threshold=0.5):
+    """Phrase grounding of a run on a split: MRF snippets at several β, the per-word argmax, and baselines.
+
+    Every method is scored on the same phrases (`vsa_tf.evaluation.alignment`): the truth phrases of the
+    split's sentences that lie inside the words the run reads (its `max_words`; the others are counted
+    in `num_phrases_past_max_words`). A phrase is correct by its head word (its last token: the noun of
+    the synthetic world's phrases, and of English noun phrases, which are head-final: "a black dog" ->
+    "dog") lying in a snippet whose box has IoU >= `iou_threshold` with the phrase's box
+    (`phrase_accuracy_head`), and by all its words (`phrase_accuracy_all_words`).
+
+    The word-region scores are computed once; the MRF (eqs. 10-12) then runs once per β, and
+    `argmax` labels each word with its best region on its own (the scores before the MRF, equal to
+    β = 0 up to ties). The baselines answer from the same region set (the whole image, then the boxes
+    file's or the proposals run's boxes, top `max_boxes`): `whole_image`, `largest_box`, `random_box`
+    (seeded; its `expected_phrase_accuracy` is the mean over phrases of the fraction of regions that
+    would be correct) and `best_box_oracle` (the ceiling of the region set). Each run of
+    `baseline_runs` (e.g. the bag-of-words ablation) adds its own MRF and argmax rows, named
+    "<its folder name>:mrf_beta=<β>", aligned to the same regions.
+
+    Args:
+        run_dir: an alignment run folder or `Run`.
+        data_config: a `DataConfig` giving the data locations (dataset, images, `boxes` or `proposals`,
+            `features` for a cached run); None: the run's own.
+        truth: a truth.json path, or its loaded object or `images` dict (`evaluation.alignment.read_truth`).
+        split: the split evaluated; its images missing from the truth are left out (counted).
+        betas: the MRF rewards evaluated.
+        baseline_runs: other alignment run folders to score on the same phrases and regions.
+        seed: seed of the random-box baseline.
+        iou_threshold: minimum IoU with the phrase's box.
+
+    Returns:
+        a JSON-able dict: {"run", "dataset", "split", "regions": {"source", "boxes", "proposals",
+        "features", "max_boxes"}, "betas", "seed", "iou_threshold", "head_word", "max_words",
+        "num_images", "num_images_without_truth", "num_sentences", "num_phrases",
+        "num_phrases_past_max_words", "baseline_runs", "methods": {method: {"phrase_accuracy_head",
+        "phrase_accuracy_all_words", "num_phrases"}}}; `vsa_tf.evaluation.alignment.grounding_table`
+        prints its table.
+    """
+    if truth is None:
+        raise ValueError("grounding_report needs a truth file (phrase boxes), received truth=None")
+    if isinstance(truth, (str, os.PathLike)):
+        truth = alignment_metrics.read_truth(truth)
+    betas = [float(beta) for beta in betas]
+    if not betas or not all(np.isfinite(beta) and beta >= 0 for beta in betas):
+        raise ValueError(f"betas must be one or more finite numbers >= 0, received {betas}")
+    truth_images = truth["images"] if isinstance(truth.get("images"), dict) else truth
+    proposals = data_config.proposals if data_config is not None else None
+
+    run, resolved, records, boxes, store = _split_of_run(run_dir, data_config, split)
+    proposals = proposals or run.config.data.proposals
+    scored = [sentence for sentence in _scored_sentences(run, records, resolved, boxes, store) if sentence[0] in truth_images]
+    if not scored:
+        raise ValueError(f"{resolved.dataset}: none of the {split!r} split's images is in the truth file")
+    lengths = {(filename, sentence): len(words) for filename, sentence, words, _, _ in scored}
+    evaluated, num_past = alignment_metrics.phrases_within(truth_images, lengths)
+
+    methods = {}
+
+    def add_model_rows(prefix, sentences):
+        for beta, snippets in _snippets_for_betas(sentences, betas).items():
+            methods[f"{prefix}mrf_beta={beta:g}"] = _grounding_row(alignment_metrics.evaluate_alignment(snippets, evaluated, iou_threshold))
+        methods[f"{prefix}argmax"] = _grounding_row(alignment_metrics.evaluate_alignment(_argmax_snippets(sentences), evaluated, iou_threshold))
+
+    add_model_rows("", scored)
+    regions = {filename: pixel_boxes for filename, _, _, _, pixel_boxes in scored}
+    answers, random_expected = alignment_metrics.baseline_phrase_boxes(regions, evaluated, list(lengths), seed, iou_threshold)
+    for name, phrase_boxes in answers.items():
+        methods[name] = _grounding_row(alignment_metrics.evaluate_phrase_boxes(phrase_boxes, evaluated, iou_threshold))
+    methods["random_box"]["expected_phrase_accuracy"] = random_expected
+
+    # The baseline runs read the same locations (the resolved boxes file, not the proposals run again).
+    baseline_data = resolved.replace(proposals=None)
+    baseline_folders, names = [], set()
+    for baseline in baseline_runs:
+        other, other_data, other_records, other_boxes, other_store = _split_of_run(baseline, baseline_data, split)
+        if [record.filename for record in other_records] != [record.filename for record in records]:
+            raise ValueError(f"{other.folder}: its {split!r} split holds other images than {run.folder}'s")
+        name = os.path.basename(os.path.normpath(other.folder))
+        while name in names:
+            name += "+"
+        names.add(name)
+        baseline_folders.append(os.path.abspath(other.folder))
+        other_scored = [
+            sentence for sentence in _scored_sentences(other, other_records, other_data, other_boxes, other_store)
+            if (sentence[0], sentence[1]) in lengths
+        ]
+        add_model_rows(f"{name}:", other_scored)
+
+    return {
+        "run": os.path.abspath(run.folder),
+        "dataset": os.path.abspath(resolved.dataset),
+        "split": split,
+        "regions": {
+            "source": "proposals" if proposals else ("boxes" if resolved.boxes else "whole image only"),
+            "boxes": os.path.abspath(resolved.boxes) if resolved.boxes else None,
+            "proposals": os.path.abspath(proposals) if proposals else None,
+            "features": os.path.abspath(resolved.features) if resolved.features else None,
+            "max_boxes": int(resolved.max_boxes),
+        },
+        "betas": betas,
+        "seed": int(seed),
+        "iou_threshold": float(iou_threshold),
+        "head_word": "the phrase's last token (end - 1)",
+        "max_words": int(resolved.max_words),
+        "num_images": len(regions),
+        "num_images_without_truth": len({record.filename for record in records} - set(truth_images)),
+        "num_sentences": len(lengths),
+        "num_phrases": methods["argmax"]["num_phrases"],
+        "num_phrases_past_max_words": num_past,
+        "baseline_runs": baseline_folders,
+        "methods": methods,
+    }
+
+
+def _grounding_row(result):
+    """A method's row of `grounding_report` from an `evaluation.alignment` result."""
+    return {
+        "phrase_accuracy_head": result["phrase_accuracy"],
+        "phrase_accuracy_all_words": result["phrase_accuracy_all_words"],
+        "num_phrases": result["num_phrases"],
+    }
 
 
 def plot_sentence_alignment(run_dir, data_config=None, split="test", filename=None, sentence=0, beta=1.0, out="alignment.png"):

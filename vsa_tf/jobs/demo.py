@@ -1,35 +1,33 @@
-"""The main job on the embedded synthetic world, end to end (what `make demo` runs).
+"""The work of the main job's stages (`vsa_tf.jobs.pipeline` orders them, skips and resumes them).
 
 synthetic world → validation → alignment model (BRNN and bag-of-words ablation) → retrieval (Table 1)
 and twin binding → MRF snippets and their accuracy for several β → full-frame and region captioners →
 caption metrics (Tables 2 and 3) → learned region proposals (an RPN on the BRNN's CNN) in place of the
 generator's boxes: recall, MRF alignment and region captions with either → joint embedding (Kiros et al.) with multimodal arithmetic →
 SavedModel export (next version) → `report/index.html` with the tables and figures.
+
+Every function takes the pipeline's config (a `vsa_tf.config.PipelineSettings`), its `PipelineFolders` and
+the evaluation `split` ("test", or "val" for a dataset without a test split); `truth` (the synthetic
+world's truth.json, read) is None for a dataset without one, and the evaluations that need it are left out.
 """
 
 import dataclasses
 import json
 import os
-import shutil
 import statistics
-import sys
-import time
 
 from vsa_tf.config import (
     AlignmentConfig,
     CaptionConfig,
     DataConfig,
-    DemoConfig,
     EmbeddingConfig,
     ImageEncoderConfig,
     ProposalConfig,
     atomic_write_text,
-    save_config,
 )
 from vsa_tf.evaluation import oracle
 from vsa_tf.data import boxes as boxes_lib
-from vsa_tf.data import readers, validate
-from vsa_tf.data import synthetic
+from vsa_tf.data import readers, synthetic
 from vsa_tf.evaluation import alignment as alignment_evaluation
 from vsa_tf.evaluation import captions as caption_metrics
 from vsa_tf.evaluation import proposals as proposal_metrics
@@ -42,40 +40,17 @@ from vsa_tf.jobs import export as export_job
 from vsa_tf.jobs import proposals as proposal_job
 from vsa_tf.jobs import retrieval as retrieval_job
 from vsa_tf.jobs import run_folder
-from vsa_tf.jobs.demo_report import write_demo_report
 from vsa_tf.visualize.captions import plot_image_captions, plot_region_captions
 from vsa_tf.visualize.curves import plot_training_curves
 from vsa_tf.visualize.proposals import plot_proposals
 
 
-class _Stages:
-    """Prints numbered stage headers and records each stage's wall time."""
-    def __init__(self, total):
-        self.total = total
-        self.index = 0
-        self.seconds = {}
-        self._name = None
-        self._started = None
+def prepare_world(seed, split_counts, world_dir):
+    """Generates the world, or reuses it when it was generated with the same settings.
 
-    def start(self, name):
-        self.stop()
-        self.index += 1
-        self._name, self._started = name, time.time()
-        print(f"\n[{self.index}/{self.total}] {name}", flush=True)
-
-    def stop(self):
-        if self._name is not None:
-            self.seconds[self._name] = round(time.time() - self._started, 1)
-            print(f"    done in {self.seconds[self._name]:.1f} s", flush=True)
-            self._name = None
-
-
-def _prepare_world(config, world_dir):
-    """Generates the world, or reuses it when it was generated with the same settings."""
-    settings = {
-        "seed": config.seed,
-        "split_counts": [config.train_images, config.val_images, config.test_images],
-    }
+    `split_counts`: (train, val, test) image counts.
+    """
+    settings = {"seed": seed, "split_counts": list(split_counts)}
     stamp = os.path.join(world_dir, "demo_settings.json")
     if os.path.exists(stamp):
         with open(stamp, encoding="utf-8") as stream:
@@ -84,33 +59,33 @@ def _prepare_world(config, world_dir):
     summary = synthetic.generate_world(
         world_dir,
         num_images=None,
-        seed=config.seed,
-        split_counts={"train": config.train_images, "val": config.val_images, "test": config.test_images},
+        seed=seed,
+        split_counts=dict(zip(("train", "val", "test"), split_counts)),
         overwrite=True,
     )
     atomic_write_text(stamp, json.dumps(settings) + "\n")
     return summary
 
 
-def _caption_subset(data_config, dataset_path, count, out_path):
-    """A copy of the dataset whose test split keeps its first `count` images (captioning is the slow part)."""
-    with open(dataset_path, encoding="utf-8") as stream:
-        dataset = json.load(stream)
+def _caption_subset(data_config, count, out_path, split="test"):
+    """The data config of a Karpathy JSON copy of the dataset whose `split` keeps its first `count` images
+    (captioning is the slow part); the other splits are kept whole."""
+    dataset = readers.read_data_config(data_config)
     kept, seen = [], 0
-    for image in dataset["images"]:
-        if image["split"] == "test":
+    for record in dataset.records:
+        if record.split == split:
             seen += 1
             if count is not None and seen > count:
                 continue
-        kept.append(image)
-    dataset["images"] = kept
-    atomic_write_text(out_path, json.dumps(dataset) + "\n")
-    return data_config.replace(dataset=out_path)
+        kept.append(record)
+    readers.write_karpathy_json(dataclasses.replace(dataset, records=kept), out_path)
+    return data_config.replace(dataset=out_path, split_files=None, split_of_file=None)
 
 
 @dataclasses.dataclass
-class _DemoFolders:
-    """Where the demo writes: the world, the run folders and the figures (all under `out_dir`)."""
+class PipelineFolders:
+    """Where the main job writes: the world, the run folders, the figures and the stage markers (all under
+    `out_dir`), and the dataset it reads (a `PipelineConfig`'s, or the world generated into `world`)."""
 
     out_dir: str
 
@@ -119,184 +94,151 @@ class _DemoFolders:
         self.world = os.path.join(self.out_dir, "world")
         self.runs = os.path.join(self.out_dir, "runs")
         self.figures = os.path.join(self.out_dir, "figures")
+        self.stages = os.path.join(self.out_dir, "stages")
+        self.features = os.path.join(self.out_dir, "features")
         self.brnn = os.path.join(self.runs, "alignment_brnn")
         self.bag_of_words = os.path.join(self.runs, "alignment_bow")
         self.full_frame = os.path.join(self.runs, "caption_full_frame")
         self.regions = os.path.join(self.runs, "caption_regions")
         self.train_snippets = os.path.join(self.runs, "snippets_train.json")
         self.val_snippets = os.path.join(self.runs, "snippets_val.json")
+        self.region_proposals = os.path.join(self.runs, "proposals_regions")
+        self.region_boxes = os.path.join(self.runs, "region_boxes.json")
         self.proposals = os.path.join(self.runs, "proposals")
         self.object_boxes = os.path.join(self.runs, "object_boxes.json")
         self.proposal_boxes = os.path.join(self.runs, "proposals_test_boxes.json")
         self.proposal_report = os.path.join(self.runs, "proposals_comparison.json")
-        self.truth = os.path.join(self.world, "truth.json")
 
-    def data_config(self, config):
-        return DataConfig(
-            dataset=os.path.join(self.world, "dataset.json"),
-            images=os.path.join(self.world, "images"),
-            boxes=os.path.join(self.world, "boxes.json"),
-            image_size=config.image_size,
-            min_word_count=1 if config.quick else 5,
+    def truth_path(self, config):
+        """The truth JSON of a `PipelineConfig` (the world's when it generates one), or None."""
+        return os.path.join(self.world, "truth.json") if config.world is not None else config.truth
+
+    def source_data(self, config):
+        """The dataset as given (the world's files when it generates one), before the regions stage."""
+        if config.world is None:
+            return config.data.replace(features=None)
+        return config.data.replace(
+            dataset=os.path.join(self.world, "dataset.json"), images=os.path.join(self.world, "images"),
+            boxes=os.path.join(self.world, "boxes.json"), proposals=None, features=None,
         )
 
-
-def run_demo(config):
-    """Runs the whole demo; returns the summary dict (also written to out_dir/summary.json).
-
-    Args:
-        config: a `DemoConfig`.
-    """
-    started = time.time()
-    stages = _Stages(total=12 if config.run_embedding else 11)
-    folders = _DemoFolders(config.out_dir)
-    os.makedirs(folders.out_dir, exist_ok=True)
-    save_config(config, os.path.join(folders.out_dir, "demo_config.json"))
-    for folder in (folders.runs, folders.figures):  # the demo's own outputs of an earlier run
-        shutil.rmtree(folder, ignore_errors=True)
-        os.makedirs(folder)
-    summary = {"config": config.to_dict()}
-
-    stages.start("Generate the synthetic world")
-    summary["world"] = _prepare_world(config, folders.world)
-    data = folders.data_config(config)
-    stages.start("Validate the dataset")
-    dataset = readers.read_data_config(data)
-    summary["validation"] = validate.validate_dataset(dataset, data.images, boxes_lib.read_boxes(data.boxes))
-    print(json.dumps(summary["validation"], indent=None, default=str)[:600], flush=True)
-    with open(folders.truth, encoding="utf-8") as stream:
-        truth = json.load(stream)
-
-    stages.start("Train the alignment model (BRNN) and the bag-of-words ablation")
-    brnn = _train_aligners(config, data, folders)
-    stages.start("Evaluate retrieval (Table 1) and attribute binding on twin images")
-    summary["retrieval"], summary["binding"] = _retrieval_and_binding(
-        {"BRNN (ours)": brnn, "Bag of words": run_folder.Run.load(folders.bag_of_words)}, truth
-    )
-    _print_retrieval(summary["retrieval"], summary["binding"])
-    stages.start("MRF snippet alignment for several β (eqs. 10-12)")
-    summary["alignment_accuracy"], summary["alignment_figures"] = _snippet_alignment(config, brnn, dataset, truth, folders)
-
-    stages.start("Train the full-frame and the region captioners (multimodal RNN)")
-    _train_captioners(config, data, folders)
-    stages.start("Evaluate captions (Tables 2 and 3)")
-    summary.update(_caption_evaluation(config, data, dataset, truth, folders))
-    _print_captions(summary["captions"], summary["region_captions"], summary["caption_oracle"])
-    summary["caption_figures"] = _caption_figures(caption_job, folders.full_frame, folders.regions, dataset, data, truth, folders.figures, config)
-
-    stages.start("Learned region proposals in place of the generator's boxes (recall, alignment, region captions)")
-    summary["proposals"] = _proposal_demo(config, data, dataset, truth, folders, summary["alignment_accuracy"])
-    _print_proposals(summary["proposals"])
-
-    if config.run_embedding:
-        stages.start("Joint embedding (Kiros et al. 2014) and multimodal arithmetic")
-        summary["embedding"] = _embedding_demo(config, data, folders.runs, folders.figures, folders.truth, dataset)
-
-    stages.start("Export SavedModels for TF Serving")
-    exported = export_job.export_models(alignment_run=brnn, caption_run=folders.full_frame, out_dir=config.saved_models, beam=config.beam_size)
-    summary["export"] = dict(exported)
-    print(json.dumps({name: value.get("path") if isinstance(value, dict) else value for name, value in exported.items()}), flush=True)
-
-    stages.start("Training curves and the report")
-    summary["curves"] = _training_curves(folders)
-    stages.stop()
-    summary["stage_seconds"] = stages.seconds
-    summary["total_seconds"] = round(time.time() - started, 1)
-    summary["report"] = write_demo_report(summary, config.report_dir)
-    atomic_write_text(os.path.join(folders.out_dir, "summary.json"), json.dumps(summary, indent=2, default=str) + "\n")
-    print(f"\nDemo finished in {summary['total_seconds']:.0f} s. Report: {summary['report']}", flush=True)
-    return summary
+    def data_config(self, config):
+        """The data every stage after the regions stage reads: its boxes file and, in cached mode, features."""
+        data = self.source_data(config)
+        if config.train_proposals or data.proposals:
+            data = data.replace(boxes=self.region_boxes, proposals=None)
+        if config.feature_mode == "cached":
+            data = data.replace(features=self.features)
+        return data
 
 
-def _train_aligners(config, data, folders):
-    """Trains the BRNN alignment model and its bag-of-words ablation; returns the BRNN `Run` (best weights)."""
+def alignment_image(config):
+    """The alignment model's (and the joint embedding's) image side of a `PipelineConfig`."""
+    if getattr(config, "feature_mode", "pixels") == "cached":
+        return ImageEncoderConfig(mode="cached", pool_size=config.pool_size, normalization="l2")
+    if getattr(config, "backbone_weights", None):
+        return ImageEncoderConfig(backbone="efficientnet_lite_b0", weights=config.backbone_weights, pool_size=config.pool_size)
+    return ImageEncoderConfig(pool_size=config.pool_size)
+
+
+def train_aligners(config, data, folders):
+    """Trains the BRNN alignment model and its bag-of-words ablation (unless `config.bag_of_words` is
+    False); returns the BRNN `Run` (best weights)."""
     alignment_config = AlignmentConfig(
         data=data, region_dim=config.region_dim, embedding_dim=min(300, 4 * config.region_dim // 2),
         hidden_dim=config.region_dim, epochs=config.alignment_epochs, batch_size=config.alignment_batch_size,
-        image=ImageEncoderConfig(pool_size=config.pool_size), seed=config.seed,
+        image=alignment_image(config), seed=config.seed,
         # The demo's figures (docs/results.md) were measured with the paper's SGD, every epoch trained.
         optimizer="sgd", learning_rate=1e-4, patience=0,
     )
     brnn = alignment_job.train_alignment(alignment_config, run_dir=folders.brnn, verbose=2).run
-    alignment_job.train_alignment(alignment_config.replace(sentence_encoder="bag_of_words"), run_dir=folders.bag_of_words, verbose=2)
+    if getattr(config, "bag_of_words", True):
+        alignment_job.train_alignment(alignment_config.replace(sentence_encoder="bag_of_words"), run_dir=folders.bag_of_words, verbose=2)
     return brnn
 
 
-def _retrieval_and_binding(runs, truth):
-    """Table 1 and twin binding of each named `Run` on the test split, from one score matrix per run."""
+def retrieval_and_binding(runs, truth, split="test"):
+    """Table 1 and twin binding of each named `Run` on `split`, from one score matrix per run."""
     retrieval, binding = {}, {}
     for name, run in runs.items():
-        scores, sentence_image, filenames = retrieval_job.retrieval_scores(run, split="test")
+        scores, sentence_image, filenames = retrieval_job.retrieval_scores(run, split=split)
         retrieval[name] = retrieval_metrics.retrieval_report(scores, sentence_image)
-        run.write_json(run_folder.TEST_RETRIEVAL_FILE, retrieval[name])
-        binding[name] = twin_binding_accuracy(scores, sentence_image, filenames, truth.get("twins", []))
+        run.write_json(run_folder.TEST_RETRIEVAL_FILE if split == "test" else f"retrieval_{split}.json", retrieval[name])
+        if truth is not None:
+            binding[name] = twin_binding_accuracy(scores, sentence_image, filenames, truth.get("twins", []))
     return retrieval, binding
 
 
-def _snippet_alignment(config, brnn, dataset, truth, folders):
-    """MRF snippets of the test split for every β and their accuracy; the train/val snippets the region
-    captioner learns from; Figure 5 for a few test images. Returns (accuracy by β, figure paths)."""
+def snippet_alignment(config, brnn, dataset, truth, truth_path, folders, split="test"):
+    """MRF snippets of `split` for every β and their accuracy against `truth_path` (none without it); the
+    train/val snippets the region captioner learns from; Figure 5 for a few images. Returns (accuracy by
+    β, figure paths)."""
     accuracy = {}
-    truth_images = alignment_evaluation.read_truth(folders.truth)
-    for beta, snippets in alignment_job.align_split_for_betas(brnn, split="test", betas=config.betas).items():
-        accuracy[str(beta)] = alignment_evaluation.evaluate_alignment(snippets, truth_images)
-        print(f"    beta={beta}: {json.dumps(_short(accuracy[str(beta)]))}", flush=True)
+    truth_images = alignment_evaluation.read_truth(truth_path) if truth_path else None
+    for beta, snippets in alignment_job.align_split_for_betas(brnn, split=split, betas=config.betas).items():
+        if truth_images is not None:
+            accuracy[str(beta)] = alignment_evaluation.evaluate_alignment(snippets, truth_images)
+            print(f"    beta={beta}: {json.dumps(_short(accuracy[str(beta)]))}", flush=True)
     alignment_job.align_split(brnn, split="train", beta=config.snippet_beta, out=folders.train_snippets)
     alignment_job.align_split(brnn, split="val", beta=config.snippet_beta, out=folders.val_snippets)
     figures = []
-    for index, record in enumerate(_multi_object_records(dataset.split("test"), truth, count=3)):
+    for index, record in enumerate(_multi_object_records(dataset.split(split), truth, count=3)):
         path = os.path.join(folders.figures, f"alignment_{index}.png")
-        alignment_job.plot_sentence_alignment(brnn, split="test", filename=record.filename, sentence=0, beta=config.snippet_beta, out=path)
+        alignment_job.plot_sentence_alignment(brnn, split=split, filename=record.filename, sentence=0, beta=config.snippet_beta, out=path)
         figures.append(path)
     return accuracy, figures
 
 
-def _train_captioners(config, data, folders):
-    """The full-frame captioner and the region captioner (train + val snippets), both on the BRNN's CNN."""
+def train_captioners(config, data, folders, split="test"):
+    """The full-frame captioner and the region captioner (train + val snippets; train only when val is
+    the evaluation split), both on the BRNN's CNN (in cached mode: on the frozen pretrained backbone)."""
     # The paper's captioner reads a trained CNN's features: here the alignment model's CNN
     # (cnn_from_alignment), fine-tuned with the captioner, its features layer-normalised before W_hi (eq. 13).
+    cached = getattr(config, "feature_mode", "pixels") == "cached"
+    image = ImageEncoderConfig(pool_size=config.pool_size, normalization="layer")
+    if cached:  # the captioners read pixels (region captions pool snippet boxes): the cached features' backbone
+        image = image.replace(backbone="efficientnet_lite_b0", weights=config.backbone_weights, frozen=True)
     caption_config = CaptionConfig(
-        data=data.replace(max_words=config.caption_max_words), max_length=config.caption_max_words + 1,
+        data=data.replace(max_words=config.caption_max_words, features=None), max_length=config.caption_max_words + 1,
         hidden_dim=config.caption_hidden, embedding_dim=config.caption_hidden, epochs=config.caption_epochs,
         batch_size=config.caption_batch_size, beam_size=config.beam_size, seed=config.seed,
-        image=ImageEncoderConfig(pool_size=config.pool_size, normalization="layer"), dropout=0.2,
-        learning_rate=config.caption_learning_rate, patience=0,
+        image=image, dropout=0.2, learning_rate=config.caption_learning_rate, patience=0,
     )
-    caption_job.train_captioner(caption_config, run_dir=folders.full_frame, verbose=2, cnn_from_alignment=folders.brnn, fine_tune_cnn=True)
+    cnn = {} if cached else {"cnn_from_alignment": folders.brnn, "fine_tune_cnn": True}
+    caption_job.train_captioner(caption_config, run_dir=folders.full_frame, verbose=2, **cnn)
     merged_snippets = os.path.join(folders.runs, "snippets_train_val.json")
-    _merge_json_lists([folders.train_snippets, folders.val_snippets], merged_snippets)
-    caption_job.train_captioner(
-        caption_config, run_dir=folders.regions, snippets_path=merged_snippets, verbose=2, cnn_from_alignment=folders.brnn,
-        fine_tune_cnn=True,
-    )
+    _merge_json_lists([folders.train_snippets] + ([folders.val_snippets] if split != "val" else []), merged_snippets)
+    caption_job.train_captioner(caption_config, run_dir=folders.regions, snippets_path=merged_snippets, verbose=2, **cnn)
 
 
-def _caption_evaluation(config, data, dataset, truth, folders):
-    """Tables 2 and 3: {"captions": {"beam B": report}, "caption_oracle", "region_captions"}."""
-    caption_data = _caption_subset(data, data.dataset, config.caption_eval_images, os.path.join(folders.runs, "caption_eval_dataset.json"))
+def caption_evaluation(config, data, dataset, truth, truth_path, folders, split="test", oracle=False):
+    """Tables 2 and 3: {"captions": {"beam B": report}, "region_captions" (with a truth file),
+    "caption_oracle" (`oracle`: the synthetic world's own sentence distribution)}."""
+    data = data.replace(features=None)
+    caption_data = _caption_subset(data, config.caption_eval_images, os.path.join(folders.runs, "caption_eval_dataset.json"), split)
     full_frame = run_folder.Run.load(folders.full_frame, "caption")
     captions = {}
     beams = [config.beam_size] if config.quick else sorted({config.beam_size, 1}, reverse=True)
     for beam in beams:
         captions[f"beam {beam}"] = caption_job.evaluate_captions(
-            full_frame, data_config=caption_data, split="test", beam=beam,
+            full_frame, data_config=caption_data, split=split, beam=beam,
             json_out=full_frame.path(f"captions_beam{beam}.json"), nearest_neighbour=beam == beams[0],
         )
-    region_captions = caption_job.evaluate_region_captions(
-        folders.regions, folders.truth, data_config=caption_data, split="test", beam=config.beam_size, full_frame_run=full_frame,
-        alignment_run=folders.brnn, snippets_path=folders.train_snippets, json_out=os.path.join(folders.regions, "region_captions.json"),
-    )
-    return {
-        "captions": captions,
-        "caption_oracle": _caption_oracle(dataset.split("test")[: config.caption_eval_images], truth),
-        "region_captions": region_captions,
-    }
+    result = {"captions": captions}
+    if truth_path:
+        result["region_captions"] = caption_job.evaluate_region_captions(
+            folders.regions, truth_path, data_config=caption_data, split=split, beam=config.beam_size, full_frame_run=full_frame,
+            alignment_run=folders.brnn, snippets_path=folders.train_snippets, json_out=os.path.join(folders.regions, "region_captions.json"),
+        )
+    if oracle:
+        result["caption_oracle"] = _caption_oracle(dataset.split(split)[: config.caption_eval_images], truth)
+    return result
 
 
 BOX_SOURCES = ("true_boxes", "generator_boxes", "learned_proposals")
 
 
-def _proposal_demo(config, data, dataset, truth, folders, alignment_accuracy):
+def proposal_demo(config, data, dataset, truth, truth_path, folders, alignment_accuracy):
     """The generator's boxes against learned region proposals, without retraining the aligner or the captioners.
 
     A region proposal network learns the true object boxes of the train split on the BRNN's CNN, frozen
@@ -320,7 +262,7 @@ def _proposal_demo(config, data, dataset, truth, folders, alignment_accuracy):
         )
         proposal_job.train_proposals(proposal_config, run_dir=folders.proposals, verbose=2, cnn_from_alignment=folders.brnn)
         proposal_job.propose_boxes(folders.proposals, data, splits=("test",), out=folders.proposal_boxes)
-    truth_images = alignment_evaluation.read_truth(folders.truth)
+    truth_images = alignment_evaluation.read_truth(truth_path)
     test_records = dataset.split("test")
     test_names = [record.filename for record in test_records]
     proposals = proposal_metrics.evaluate_proposals(folders.proposal_boxes, truth_images, filenames=test_names)
@@ -449,7 +391,7 @@ def _proposal_figures(config, data, test_records, truth, folders):
     return {"proposals": proposals_figure, "region_captions": region_figures}
 
 
-def _print_proposals(proposals):
+def print_proposals(proposals):
     print("    Proposal recall (IoU >= 0.5, test objects) | R@1 R@5 R@10 R@19", flush=True)
     for name, report in proposals["recall"].items():
         values = report["recall_at"]
@@ -464,16 +406,15 @@ def _print_proposals(proposals):
                   + (f", matched {100 * region['matched'][name]:.0f} %" if name in region.get("matched", {}) else ""), flush=True)
 
 
-def _training_curves(folders):
+def training_curves(folders):
     curves = os.path.join(folders.figures, "training_curves.png")
+    histories = {
+        "alignment (BRNN)": folders.brnn, "alignment (bag of words)": folders.bag_of_words,
+        "captioner (full frame)": folders.full_frame, "captioner (regions)": folders.regions,
+        "proposals (RPN)": folders.proposals,
+    }
     plot_training_curves(
-        {
-            "alignment (BRNN)": os.path.join(folders.brnn, "history.csv"),
-            "alignment (bag of words)": os.path.join(folders.bag_of_words, "history.csv"),
-            "captioner (full frame)": os.path.join(folders.full_frame, "history.csv"),
-            "captioner (regions)": os.path.join(folders.regions, "history.csv"),
-            **({"proposals (RPN)": os.path.join(folders.proposals, "history.csv")} if os.path.exists(os.path.join(folders.proposals, "history.csv")) else {}),
-        },
+        {name: os.path.join(folder, "history.csv") for name, folder in histories.items() if os.path.exists(os.path.join(folder, "history.csv"))},
         curves,
     )
     return curves
@@ -491,14 +432,14 @@ def _merge_json_lists(paths, out_path):
     atomic_write_text(out_path, json.dumps(merged) + "\n")
 
 
-def _print_retrieval(retrieval, binding):
+def print_retrieval(retrieval, binding):
     print("    Table 1 (test split)            | annotation R@1 R@5 R@10 medr | search R@1 R@5 R@10 medr | twins img/sent", flush=True)
     for name, metrics in retrieval.items():
         annotation, search = metrics["image_annotation"], metrics["image_search"]
         print(
             f"    {name:31s} | {annotation['r1']:5.1f} {annotation['r5']:5.1f} {annotation['r10']:5.1f} {annotation['medr']:4.0f} "
             f"| {search['r1']:5.1f} {search['r5']:5.1f} {search['r10']:5.1f} {search['medr']:4.0f} "
-            f"| {binding[name]['image_choice']:5.1f} {binding[name]['sentence_choice']:5.1f}",
+            + (f"| {binding[name]['image_choice']:5.1f} {binding[name]['sentence_choice']:5.1f}" if name in binding else ""),
             flush=True,
         )
 
@@ -524,7 +465,7 @@ def _caption_oracle(records, truth, samples=2000):
     }
 
 
-def _print_captions(captions, region_captions, oracle=None):
+def print_captions(captions, region_captions=None, oracle=None):
     keys = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
     print("    Table 2: " + " ".join(f"{key:>7s}" for key in keys), flush=True)
     for name, metrics in captions.items():
@@ -535,6 +476,8 @@ def _print_captions(captions, region_captions, oracle=None):
             rows += [("oracle MAP", oracle["most_probable"]), ("oracle greedy", oracle["greedy"])]
         for label, values in rows:
             print(f"    {label:12s} " + " ".join(f"{values.get(key, float('nan')):7.3f}" for key in keys), flush=True)
+    if not region_captions:
+        return
     print("    Table 3 (region references):", flush=True)
     for name in ("region_model", "full_frame_model", "ranking_baseline"):
         if name in region_captions:
@@ -542,84 +485,87 @@ def _print_captions(captions, region_captions, oracle=None):
             print(f"    {name:18s} " + " ".join(f"{values.get(key, float('nan')):7.3f}" for key in keys[:4]), flush=True)
 
 
-def _caption_figures(caption_job, full_dir, region_dir, dataset, data, truth, figures_dir, config):
-    """Paper Figures 6 and 7: generated captions under test images, region captions on their boxes."""
-    test_records = dataset.split("test")[:8]
-    paths = [os.path.join(data.images, record.filename) for record in test_records]
-    generated = caption_job.caption_images(full_dir, paths, beam=config.beam_size)
+def caption_figures(config, folders, dataset, data, truth, split="test"):
+    """Paper Figures 6 and 7: generated captions under evaluation images, region captions on their boxes
+    (the true objects with a truth file, else the first 3 boxes of the boxes file)."""
+    records = dataset.split(split)[:8]
+    paths = [os.path.join(data.images, record.filename) for record in records]
+    generated = caption_job.caption_images(folders.full_frame, paths, beam=config.beam_size)
     items = [
         {"image": path, "caption": result["caption"], "reference": record.sentences[0].raw or record.sentences[0].text}
-        for record, path, result in zip(test_records, paths, generated)
+        for record, path, result in zip(records, paths, generated)
     ]
-    full_figure = os.path.join(figures_dir, "captions_full_frame.png")
+    full_figure = os.path.join(folders.figures, "captions_full_frame.png")
     plot_image_captions(items, full_figure)
     region_figures = []
-    for index, record in enumerate(_multi_object_records(dataset.split("test"), truth, count=3)):
+    boxes = boxes_lib.read_boxes(data.boxes) if data.boxes else {}
+    for index, record in enumerate(_multi_object_records(dataset.split(split), truth, count=3)):
         path = os.path.join(data.images, record.filename)
-        objects = truth["images"][record.filename]["objects"]
-        results = caption_job.caption_images(region_dir, [path], boxes={path: [obj["box"] for obj in objects]}, beam=config.beam_size)
+        if truth is not None:
+            image_boxes = [obj["box"] for obj in _objects(truth, record.filename)]
+        else:
+            image_boxes = [[float(value) for value in box] for box in boxes.get(record.filename, [])[:3]]
+        if not image_boxes:
+            continue
+        results = caption_job.caption_images(folders.regions, [path], boxes={path: image_boxes}, beam=config.beam_size)
         regions = [{"box": result["box"], "caption": result["caption"]} for result in results]
-        figure = os.path.join(figures_dir, f"captions_regions_{index}.png")
+        figure = os.path.join(folders.figures, f"captions_regions_{index}.png")
         plot_region_captions(path, regions, figure, title=record.filename)
         region_figures.append(figure)
     return {"full_frame": full_figure, "regions": region_figures}
 
 
+def _objects(truth, filename):
+    return truth.get("images", {}).get(filename, {}).get("objects", [])
+
+
 def _multi_object_records(records, truth, count):
-    """The first `count` records whose image has at least two objects (the interesting alignments)."""
-    chosen = [record for record in records if len(truth["images"][record.filename]["objects"]) >= 2][:count]
+    """The first `count` records whose image has at least two objects (the interesting alignments); the
+    first `count` without a truth file."""
+    if truth is None:
+        return records[:count]
+    chosen = [record for record in records if len(_objects(truth, record.filename)) >= 2][:count]
     return chosen or records[:count]
 
 
-def _embedding_demo(config, data, runs_dir, figures_dir, truth_path, dataset):
-
+def embedding_demo(config, data, folders, truth_path, dataset, split="test"):
+    """The joint embeddings (LSTM and linear encoders); with a truth file, multimodal arithmetic."""
     results = {"retrieval": {}}
     lstm_dir = None
+    cached = getattr(config, "feature_mode", "pixels") == "cached"
     for encoder in ("lstm", "linear"):
-        run_dir = os.path.join(runs_dir, f"embedding_{encoder}")
+        run_dir = os.path.join(folders.runs, f"embedding_{encoder}")
         embedding_config = EmbeddingConfig(
             data=data, encoder=encoder, embedding_dim=config.region_dim, word_dim=config.region_dim // 2,
             epochs=config.embedding_epochs, batch_size=config.alignment_batch_size, seed=config.seed,
-            image=ImageEncoderConfig(pooling="average"),  # the demo's embedding figures were measured with averaged bins
+            # the demo's embedding figures were measured with averaged bins
+            image=alignment_image(config) if cached else ImageEncoderConfig(pooling="average"),
             patience=0,
         )
         trained = embedding_job.train_embedding(embedding_config, run_dir, verbose=2)
         results["retrieval"][f"Kiros {encoder}"] = trained.test  # the test split, scored once by the trainer
-        if encoder == "linear":
-            results["arithmetic"] = embedding_job.evaluate_arithmetic(run_dir, truth_path, split="test")
-            query = _single_object_image(truth_path, dataset)
+        if encoder == "linear" and truth_path and not cached:
+            results["arithmetic"] = embedding_job.evaluate_arithmetic(run_dir, truth_path, split=split)
+            query = _single_object_image(truth_path, dataset, split)
             if query is not None:
                 filename, color = query
                 other = "red" if color != "red" else "blue"
-                sheet = os.path.join(figures_dir, "arithmetic.png")
+                sheet = os.path.join(folders.figures, "arithmetic.png")
                 results["arithmetic_example"] = embedding_job.run_arithmetic(
-                    run_dir, data.dataset, data.images, filename, [color], [other], top=5, out=sheet
+                    run_dir, data.dataset, data.images, filename, [color], [other], top=5, out=sheet, split=split
                 )
                 results["arithmetic_figure"] = sheet
-        else:
+        elif encoder == "lstm":
             lstm_dir = run_dir
     results["lstm_run"] = lstm_dir
     return results
 
 
-def _single_object_image(truth_path, dataset):
+def _single_object_image(truth_path, dataset, split="test"):
     with open(truth_path, encoding="utf-8") as stream:
         truth = json.load(stream)
-    for record in dataset.split("test"):
-        objects = truth["images"][record.filename]["objects"]
+    for record in dataset.split(split):
+        objects = _objects(truth, record.filename)
         if len(objects) == 1:
             return record.filename, objects[0]["color"]
     return None
-
-
-def main_summary_line(summary):
-    """One line for logs."""
-    brnn = summary["retrieval"]["BRNN (ours)"]
-    return (
-        f"R@1 annotation {brnn['image_annotation']['r1']:.1f}, search {brnn['image_search']['r1']:.1f}; "
-        f"total {summary['total_seconds']:.0f} s"
-    )
-
-
-if __name__ == "__main__":
-    run_demo(DemoConfig.quick_config() if "--quick" in sys.argv else DemoConfig())

@@ -1,4 +1,4 @@
-"""Turns the demo's summary into `report/index.html`: Tables 1-3, alignment accuracy, figures."""
+"""Turns the main job's summary (the demo's, or `vsa-tf pipeline`'s) into `report/index.html`: Tables 1-3, alignment accuracy, figures."""
 
 import math
 
@@ -15,7 +15,9 @@ def _number(value, scale=1.0):
 
 def write_demo_report(summary, report_dir):
     """Writes the report folder and returns the path of its index.html."""
-    report = Report("vsa_tf demo: deep visual-semantic alignments on the synthetic world")
+    world = summary["config"].get("world")
+    name = "the synthetic world" if world else summary.get("dataset", {}).get("name", "a dataset")
+    report = Report(f"vsa_tf: deep visual-semantic alignments on {name}")
     _add_overview(report, summary)
     _add_retrieval(report, summary)
     _add_alignment(report, summary)
@@ -30,9 +32,14 @@ def write_demo_report(summary, report_dir):
 def _add_overview(report, summary):
     """The note on the synthetic world's size, seed and total time."""
     config = summary["config"]
+    counts = summary.get("validation", {}).get("splits") or {}
+    sizes = " / ".join(f"{value['images']} {split}" for split, value in counts.items())
+    split = summary.get("evaluation_split", "test")
     report.add_text(
-        f"World: {config['train_images']} train / {config['val_images']} val / {config['test_images']} test images, "
-        f"5 sentences each, seed {config['seed']}. Total time {summary.get('total_seconds', 0):.0f} s on this machine"
+        (f"World of seed {config['seed']}" if config.get("world") else f"Dataset {summary.get('dataset', {}).get('path', '')}")
+        + (f": {sizes} images" if sizes else "") + f". Models seeded {config['seed']}. Evaluations on the {split} split"
+        + (" (the dataset has no test split: val, which also selected the models)" if split == "val" else "")
+        + f". Total time {summary.get('total_seconds', 0):.0f} s on this machine"
         + (" (quick smoke run: numbers are not meaningful)." if config.get("quick") else "."),
         note=True,
     )
@@ -40,7 +47,7 @@ def _add_overview(report, summary):
 
 def _add_retrieval(report, summary):
     """Table 1: image annotation and image search recalls, with the binding-twin choices."""
-    report.add_heading("Image-sentence retrieval (Table 1 style, test split)")
+    report.add_heading(f"Image-sentence retrieval (Table 1 style, {summary.get('evaluation_split', 'test')} split)")
     rows = []
     retrieval = dict(summary["retrieval"])
     retrieval.update(summary.get("embedding", {}).get("retrieval", {}))
@@ -55,7 +62,7 @@ def _add_retrieval(report, summary):
             + [search["medr"], _number(binding.get("image_choice")), _number(binding.get("sentence_choice"))]
         )
     report.add_table(
-        f"Image annotation and image search on {next(iter(retrieval.values()))['n_images']} test images; "
+        f"Image annotation and image search on {next(iter(retrieval.values()))['n_images']} images; "
         "twin columns: % of binding-swapped twin comparisons won (50 = chance)",
         ["Model", "Ann R@1", "R@5", "R@10", "Med r", "Search R@1", "R@5", "R@10", "Med r", "Twin image %", "Twin sentence %"],
         rows,
@@ -64,11 +71,14 @@ def _add_retrieval(report, summary):
 
 def _add_alignment(report, summary):
     """Snippet alignment accuracy per β, and the alignment figures."""
+    if not summary.get("alignment_accuracy") and not summary.get("alignment_figures"):
+        return
     report.add_heading("Snippet alignment against ground truth (MRF, eqs. 10-12)")
     rows = []
-    for beta, metrics in summary["alignment_accuracy"].items():
+    for beta, metrics in summary.get("alignment_accuracy", {}).items():
         rows.append([f"β = {beta}", _number(metrics.get("phrase_accuracy"), 100), _number(metrics.get("word_accuracy"), 100)])
-    report.add_table("Phrase accuracy: head word in a snippet whose box has IoU ≥ 0.5 with the object", ["β", "Phrase %", "Word %"], rows)
+    if rows:
+        report.add_table("Phrase accuracy: head word in a snippet whose box has IoU ≥ 0.5 with the object", ["β", "Phrase %", "Word %"], rows)
     for path in summary.get("alignment_figures", []):
         report.add_figure(path, "Words coloured by their MRF region, with v·s scores (paper Figure 5)")
 
@@ -96,16 +106,20 @@ def _add_captions(report, summary):
 
 def _add_region_captions(report, summary):
     """Table 3: region caption BLEU, and the region caption figures."""
+    region = summary.get("region_captions", {})
+    figures = summary.get("caption_figures", {}).get("regions", [])
+    if not region and not figures:
+        return
     report.add_heading("Region captions (Table 3 style)")
-    region = summary["region_captions"]
     rows = []
     for key, label in (("region_model", "RNN trained on region snippets"), ("full_frame_model", "RNN trained on full frames"),
                        ("ranking_baseline", "Ranking baseline (best training snippet)")):
         if key in region:
             rows.append([label] + [_number(region[key].get(name)) for name in CAPTION_KEYS[:4]])
-    report.add_table(f"BLEU against region references ({region.get('num_regions', '?')} test objects)",
-                     ["Model", *CAPTION_KEYS[:4]], rows, digits=3)
-    for path in summary.get("caption_figures", {}).get("regions", []):
+    if rows:
+        report.add_table(f"BLEU against region references ({region.get('num_regions', '?')} objects)",
+                         ["Model", *CAPTION_KEYS[:4]], rows, digits=3)
+    for path in figures:
         report.add_figure(path, "Region captions drawn on boxes (paper Figure 7)")
 
 

@@ -15,6 +15,7 @@ import tensorflow as tf
 from vsa_tf.config import ProposalConfig
 from vsa_tf.data import pipelines, validate
 from vsa_tf.evaluation import proposals as proposal_metrics
+from vsa_tf.evaluation.proposal_recall_evaluator import ProposalRecallEvaluator
 from vsa_tf.jobs import alignment as alignment_job
 from vsa_tf.jobs import proposal_boxes, run_folder, trainer
 from vsa_tf.jobs.builders import build_proposal_model
@@ -97,6 +98,11 @@ class ProposalTask(trainer.TrainingTask):
         return tf.data.Dataset.from_tensor_slices(
             {"feature_map": np.concatenate(maps), "boxes": np.concatenate(boxes_list), "box_mask": np.concatenate(masks)}
         )
+
+    def callbacks(self, run, data, validation_batches):
+        if validation_batches is None:
+            return [], "loss", "min"
+        return [ProposalRecallEvaluator(validation_batches)], "val_recall", "max"
 
     def build_model(self, run, train_batches):
         model = self._model

@@ -78,9 +78,10 @@ class SCNLMTask(trainer.TrainingTask):
         return super().prepare(config.replace(data=data_config))
 
     def load_data(self, config):
+        tagger = pos_tags_lib.make_tagger(config.tagger)  # first: a missing `tagger` extra fails before the data loads
         data = super().load_data(config)
         truth = config.truth if config.tagger == "truth" else None
-        data.extras["tags_by_filename"] = pos_tags_lib.dataset_tags(data.dataset, truth_path=truth)
+        data.extras["tags_by_filename"] = pos_tags_lib.dataset_tags(data.dataset, truth_path=truth, tagger=tagger)
         data.extras["tag_vocabulary"] = pos_tags_lib.TagVocabulary()
         return data
 
@@ -104,11 +105,12 @@ class SCNLMTask(trainer.TrainingTask):
 
         train_batches, data.extras["structures"] = examples("train", True)
         validation_batches, _ = examples("val", False)
+        # Here, not in `write_files`: the trainer writes the task's files before it builds the datasets.
+        run.write_json(run_folder.STRUCTURES_FILE, data.extras["structures"])
         return train_batches, validation_batches
 
     def write_files(self, run, data):
         data.extras["tag_vocabulary"].save(run.path(run_folder.TAGS_FILE))
-        run.write_json(run_folder.STRUCTURES_FILE, data.extras["structures"])
 
     def build_model(self, run, train_batches):
         model = build_scnlm_model(run.config, run.vocabulary.size, pos_tags_lib.TagVocabulary().size, self.embedding.config.embedding_dim)

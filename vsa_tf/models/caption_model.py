@@ -12,6 +12,13 @@ from vsa_tf.layers.region_features import RegionFeatureExtractor
 from vsa_tf.models import cross_replica
 
 
+class _TracedGenerators:
+    """`generate`'s traced functions, keyed by sampler id (not a trackable object, so not exported)."""
+
+    def __init__(self):
+        self.functions = {}
+
+
 class _MaskedPerplexity(keras.metrics.Metric):
     """exp(mean cross-entropy per real target token), accumulated over the epoch."""
 
@@ -124,7 +131,9 @@ class CaptionModel(keras.Model):
             name="decoder",
         )
         self.perplexity = _MaskedPerplexity(name="perplexity")
-        self._generate_functions = {}
+        # A plain holder, not a dict attribute: Keras would track a dict of samplers, and SavedModel
+        # export refuses its integer keys.
+        self._generate_functions = _TracedGenerators()
 
     @property
     def feature_mode(self):
@@ -225,8 +234,11 @@ class CaptionModel(keras.Model):
             with `return_scores`, also float32 [B, width].
         """
         image_side = {key: ops.convert_to_tensor(batch[key]) for key in ("images", "boxes", "region_mask", "region_features") if key in batch}
+        if not self.built:  # one teacher-forced call creates the weights the sampler reads
+            batch_size = ops.shape(next(iter(image_side.values())))[0]
+            self({**image_side, "tokens": ops.full((batch_size, 2), START_ID, "int32")}, training=False)
         # One traced function per sampler object (kept with it, so its id cannot be reused).
-        sampler_and_function = self._generate_functions.get(id(sampler))
+        sampler_and_function = self._generate_functions.functions.get(id(sampler))
         if sampler_and_function is not None and sampler_and_function[0] is sampler:
             function = sampler_and_function[1]
         else:
@@ -238,7 +250,7 @@ class CaptionModel(keras.Model):
                 start = tf.fill(tf.shape(features)[:1], tf.constant(START_ID, tf.int32))
                 return sampler(self.decoder.next, state, start)
 
-            self._generate_functions[id(sampler)] = (sampler, function)
+            self._generate_functions.functions[id(sampler)] = (sampler, function)
         tokens, scores = function(image_side)
         if return_scores:
             return tokens.numpy(), scores.numpy()

@@ -1,0 +1,137 @@
+"""The main job's stages on a tiny synthetic world in Karpathy JSON: completes, skips, resumes, refuses.
+
+One pipeline run is shared by the module (a first attempt interrupted in the captioners stage, then
+the rerun that resumes it); the other tests replace every stage by one that fails if called.
+"""
+
+import dataclasses
+import json
+import os
+
+import pytest
+
+from vsa_tf.config import QUICK_SETTINGS, DataConfig, PipelineConfig
+from vsa_tf.data import synthetic
+from vsa_tf.jobs import captioning, pipeline
+
+TINY_SETTINGS = dict(
+    QUICK_SETTINGS, alignment_epochs=1, region_dim=16, caption_hidden=16, betas=(0.0, 1.0), caption_eval_images=4,
+    run_embedding=False,
+)
+
+
+def tiny_world(folder, counts=(24, 6, 6)):
+    synthetic.generate_world(str(folder), num_images=None, seed=0, split_counts=dict(zip(("train", "val", "test"), counts)))
+    return folder
+
+
+def _markers(out):
+    return {name: pipeline.read_marker(pipeline.stages_lib.PipelineFolders(str(out)), name) for name in pipeline.STAGE_NAMES}
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    world = tiny_world(tmp_path_factory.mktemp("world"))
+    config = PipelineConfig(
+        data=DataConfig(dataset=str(world / "dataset.json"), images=str(world / "images"), boxes=str(world / "boxes.json"),
+                        image_size=(48, 64), min_word_count=1),
+        truth=str(world / "truth.json"), saved_models=str(tmp_path_factory.mktemp("saved_models")), **TINY_SETTINGS,
+    )
+    out = tmp_path_factory.mktemp("pipeline")
+    real_train = captioning.train_captioner
+    calls = []
+
+    def interrupted(*args, **kwargs):  # the region captioner's run is interrupted after the full-frame one finished
+        calls.append(kwargs.get("run_dir"))
+        if len(calls) == 2:
+            raise RuntimeError("interrupted")
+        return real_train(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(captioning, "train_captioner", interrupted)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            pipeline.run_pipeline(config, str(out))
+    first = _markers(out)
+    summary = pipeline.run_pipeline(config, str(out))
+    return {"config": config, "out": out, "first": first, "summary": summary}
+
+
+def _failing_stages(monkeypatch):
+    def fail(context):
+        raise AssertionError("a stage ran")
+
+    monkeypatch.setattr(pipeline, "ALL_STAGES", tuple(dataclasses.replace(stage, run=fail) for stage in pipeline.ALL_STAGES))
+
+
+def test_pipeline_completes_with_every_stage_and_the_report(shared):
+    summary, out = shared["summary"], shared["out"]
+    names = [stage.name for stage in pipeline.pipeline_stages(shared["config"])]
+    assert names == ["validate", "regions", "alignment", "retrieval", "snippets", "captioners", "captions", "export", "report"]
+    markers = _markers(out)
+    assert all(markers[name] is not None for name in names)
+    assert summary["evaluation_split"] == "test"
+    for name in ("BRNN (ours)", "Bag of words"):
+        assert summary["retrieval"][name]["n_images"] == 6 and summary["retrieval"][name]["n_sentences"] == 30
+    assert set(summary["alignment_accuracy"]) == {"0.0", "1.0"}
+    assert "Bleu_4" in summary["captions"]["beam 3"]["model"]
+    assert {"region_model", "full_frame_model"} <= set(summary["region_captions"])
+    assert set(summary["stage_seconds"]) == set(names) - {"report"}
+    html = open(summary["report"], encoding="utf-8").read()
+    assert "Image-sentence retrieval" in html and "captions_full_frame.png" in html
+    assert json.loads((out / "summary.json").read_text())["retrieval"] == summary["retrieval"]
+    assert os.path.exists(os.path.join(shared["config"].saved_models, "captioner", "1", "saved_model.pb"))
+
+
+def test_an_interrupted_stage_resumes_and_the_finished_ones_are_kept(shared):
+    first, markers, out = shared["first"], _markers(shared["out"]), shared["out"]
+    for name in ("validate", "regions", "alignment", "retrieval", "snippets"):
+        assert first[name] is not None and markers[name]["finished"] == first[name]["finished"]
+        assert markers[name]["seconds"] == first[name]["seconds"]
+    assert first["captioners"] is None and markers["captioners"] is not None
+    # The full-frame captioner finished before the interruption: the rerun resumed its folder (one epoch, not two).
+    history = (out / "runs" / "caption_full_frame" / "history.csv").read_text().strip().splitlines()
+    assert len(history) == 1 + shared["config"].caption_epochs
+
+
+def test_a_second_run_skips_every_stage(shared, monkeypatch, capsys):
+    _failing_stages(monkeypatch)
+    before = _markers(shared["out"])
+    summary = pipeline.run_pipeline(shared["config"], str(shared["out"]))
+    assert _markers(shared["out"]) == before
+    assert summary["retrieval"] == shared["summary"]["retrieval"]
+    assert capsys.readouterr().out.count("done before, skipped") == 9
+
+
+def test_stages_runs_only_those(shared, monkeypatch, capsys):
+    before = _markers(shared["out"])
+    real = {stage.name: stage.run for stage in pipeline.ALL_STAGES}
+    _failing_stages(monkeypatch)
+    monkeypatch.setattr(pipeline, "ALL_STAGES", tuple(
+        dataclasses.replace(stage, run=real["report"]) if stage.name == "report" else stage for stage in pipeline.ALL_STAGES
+    ))
+    pipeline.run_pipeline(shared["config"], str(shared["out"]), stages=["report"])
+    after = _markers(shared["out"])
+    assert {name for name in after if after[name] != before[name]} == {"report"}
+    output = capsys.readouterr().out
+    assert "[stage 9/9] report done in" in output and "ETA 0s" in output
+    with pytest.raises(ValueError, match=r"unknown stage\(s\) \['proposals'\]"):
+        pipeline.run_pipeline(shared["config"], str(shared["out"]), stages=["proposals"])
+
+
+def test_other_settings_are_refused_but_resumable_fields_are_not(shared, monkeypatch):
+    _failing_stages(monkeypatch)
+    with pytest.raises(ValueError, match=r"other settings \(region_dim: 16 there, 8 now\)"):
+        pipeline.run_pipeline(shared["config"].replace(region_dim=8), str(shared["out"]))
+    pipeline.run_pipeline(shared["config"].replace(caption_epochs=3), str(shared["out"]))  # all done: nothing runs
+
+
+def test_a_dataset_is_required(tmp_path):
+    with pytest.raises(ValueError, match="needs a dataset and its images"):
+        pipeline.run_pipeline(PipelineConfig(), str(tmp_path))
+
+
+def test_cached_features_need_the_backbone_weights(tmp_path):
+    config = PipelineConfig(data=DataConfig(dataset="d.json", images="images"), feature_mode="cached")
+    with pytest.raises(ValueError, match="feature_mode 'cached' needs backbone_weights"):
+        pipeline.run_pipeline(config, str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
