@@ -179,36 +179,11 @@ def ensure_features(dataset_path, root, weights, features_dir):
 
 
 def feature_throughput(root, weights, work, count, batch_size=16):
-    """Images/s of `cache_region_features` on `count` images, of the Keras forward alone, and of the peer:
-    the same network in PyTorch (`torch_reference_logits`, CPU, eval mode), on the same decoded images."""
-    from vsa_tf.jobs import features
-    from vsa_tf.pretrained import conversion
-    from vsa_tf.pretrained import efficientnet_lite
-    from vsa_tf.pretrained import imagenet
+    """Images/s of `cache-features`' extraction on the first `count` images beside the PyTorch peer (the same
+    network, the same decoded images): `benchmarks/feature_throughput.py`, which this script's folder holds."""
+    import feature_throughput as throughput_benchmark  # benchmarks/ is sys.path[0] when this file runs
 
-    summary = features.cache_region_features(
-        os.path.join(root, "dataset_flickr8k.json"), os.path.join(root, "images"), os.path.join(root, "boxes.json"),
-        weights, os.path.join(work, "throughput_features"), image_size=IMAGE_SIZE, max_boxes=MAX_BOXES,
-        splits=("train", "val"), limit=count, batch_size=batch_size, shard_size=count,
-    )
-    result = {"images": count, "cache_region_features_images_per_second": summary["images_per_second"]}
-    records = [record for record in readers.read_dataset(os.path.join(root, "dataset_flickr8k.json")).records][:count]
-    images = imagenet.load_images([os.path.join(root, "images", record.filename) for record in records], IMAGE_SIZE)
-    classifier = efficientnet_lite.build_efficientnet_lite0(weights, include_top=True)
-    classifier.predict(images[:batch_size], batch_size=batch_size, verbose=0)  # trace once
-    started = time.perf_counter()
-    classifier.predict(images, batch_size=batch_size, verbose=0)
-    result["keras_forward_images_per_second"] = round(count / (time.perf_counter() - started), 2)
-    try:
-        state_dict = conversion.read_torch_state_dict(conversion.default_state_dict_path())
-    except ValueError as error:  # torch or the weights package missing: no peer
-        result["peer"] = f"not measured: {error}"
-        return result
-    started = time.perf_counter()
-    for begin in range(0, count, batch_size):
-        conversion.torch_reference_logits(state_dict, images[begin : begin + batch_size])
-    result["peer_torch_forward_images_per_second"] = round(count / (time.perf_counter() - started), 2)
-    return result
+    return throughput_benchmark.measure(root, weights, count, batch_size=batch_size, work=os.path.join(work, "throughput"))
 
 
 def finished_history(run_dir, epochs):

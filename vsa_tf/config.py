@@ -6,6 +6,7 @@ Each config documents its fields in an ``Attributes:`` block. ``save_config`` wr
 
 import dataclasses
 import json
+import math
 import os
 import typing
 
@@ -31,6 +32,7 @@ class ConfigMixin:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; known fields are {sorted(known)}")
+        _check_value_types(cls, values)
         return cls(**values)
 
     @classmethod
@@ -44,6 +46,59 @@ class ConfigMixin:
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+
+def _scalar_matches(expected, value):
+    """Whether a JSON value fits an `int`, `float` (finite), `bool` or `str` annotation."""
+    if expected is bool:
+        return isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return False
+        try:
+            return math.isfinite(value)
+        except OverflowError:  # an integer beyond any float
+            return False
+    return isinstance(value, str)
+
+
+def _check_value_types(cls, values):
+    """Refuses a value of the wrong JSON type for a scalar field (`int`, `float`, `bool`, `str`, their
+    `Optional` and tuples of them): without it `"max_boxes": "x"` or `"learning_rate": NaN` in a
+    config file would load and fail, or silently misbehave, far from the file. Nested configs and
+    other annotations are left to their own `__post_init__` checks.
+    """
+    hints = typing.get_type_hints(cls)
+    scalars = (int, float, bool, str)
+    for name, value in values.items():
+        expected = hints.get(name)
+        arguments = typing.get_args(expected)
+        if typing.get_origin(expected) is typing.Union and type(None) in arguments and len(arguments) == 2:
+            if value is None:
+                continue
+            expected = next(argument for argument in arguments if argument is not type(None))
+            arguments = typing.get_args(expected)
+        if expected in scalars:
+            ok = _scalar_matches(expected, value)
+        elif typing.get_origin(expected) is tuple and arguments and all(
+            argument in scalars or argument is Ellipsis for argument in arguments
+        ):
+            element_types = [arguments[0]] * len(value) if arguments[-1] is Ellipsis else list(arguments)
+            ok = (
+                isinstance(value, (list, tuple))
+                and len(value) == len(element_types)
+                and all(_scalar_matches(element, item) for element, item in zip(element_types, value))
+            )
+        else:
+            continue
+        if not ok:
+            raise ValueError(f"{cls.__name__}.{name} must be {_type_name(expected)}, received {value!r:.80}")
+
+
+def _type_name(annotation):
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
 
 
 def save_config(config, path):
@@ -60,9 +115,11 @@ def load_config(config_class, path):
         raise ValueError(f"Config file not found: {path}") from None
     except json.JSONDecodeError as error:
         raise ValueError(f"Config file {path} is not valid JSON: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"Config file {path} is not UTF-8 text: {error}") from None
     try:
         return config_class.from_dict(values)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:  # OverflowError: int() of a JSON 1e999
         raise ValueError(f"Config file {path}: {error}") from None
 
 

@@ -94,3 +94,67 @@ def test_convert_command_reports_a_missing_state_dict(tmp_path, capsys):
     code = cli.main(["convert-efficientnet-lite", "--state-dict", str(tmp_path / "none.pth"), "--out", str(tmp_path / "w.weights.h5")])
     assert code == 2
     assert "vsa-tf convert-efficientnet-lite: error:" in capsys.readouterr().err
+
+
+def cache_features_arguments(root, weights, out, *extra):
+    return [
+        "cache-features", "--dataset", str(root / "dataset.json"), "--images", str(root / "images"),
+        "--boxes", str(root / "boxes.json"), "--weights", weights, "--out", str(out), "--image-size", "64", "64",
+        "--max-boxes", "2", "--batch-size", "1", "--shard-size", "1", *extra,
+    ]
+
+
+def test_cache_features_in_two_parts_and_merge_features(tmp_path, capsys, tiny_lite0):
+    root = write_tiny_dataset(tmp_path)
+    assert cli.main(cache_features_arguments(root, tiny_lite0, tmp_path / "one")) == 0
+    capsys.readouterr()
+    parts = tmp_path / "parts"
+    assert cli.main(cache_features_arguments(root, tiny_lite0, parts, "--num-shards", "2", "--shard-index", "1")) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert (first["complete"], first["written_shards"], first["missing_shards"]) == (
+        False, 1, ["features-00000-of-00003.tfrecord", "features-00002-of-00003.tfrecord"]
+    )
+    assert cli.main(["merge-features", "--out", str(parts)]) == 2
+    error = capsys.readouterr().err
+    assert f"{parts}: cannot write index.json, 2 of 3 shard(s) missing or damaged" in error
+    assert "features-00000-of-00003.tfrecord (records 0..0) not finished" in error
+
+    assert cli.main(cache_features_arguments(root, tiny_lite0, parts, "--num-shards", "2", "--shard-index", "0")) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert (second["complete"], second["written_shards"], second["shard_index"]) == (True, 2, 0)
+    assert (parts / "index.json").read_text() == (tmp_path / "one" / "index.json").read_text()
+    for shard in range(3):
+        name = f"features-{shard:05d}-of-00003.tfrecord"
+        assert (parts / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+    assert cli.main(["merge-features", "--out", str(parts)]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == 3
+    assert FeatureStore(str(parts)).filenames == ["a.png", "b.png", "c.png"]
+
+
+def test_cache_features_refuses_other_settings_in_the_same_folder(tmp_path, capsys, tiny_lite0):
+    root = write_tiny_dataset(tmp_path)
+    out = tmp_path / "features"
+    assert cli.main(cache_features_arguments(root, tiny_lite0, out, "--num-shards", "3", "--shard-index", "0")) == 0
+    assert cli.main(cache_features_arguments(root, tiny_lite0, out, "--max-boxes", "1")) == 2
+    error = capsys.readouterr().err
+    assert f"{out}: holds features cached with other settings (max_boxes: 2 there, 1 now)" in error
+    assert "--restart" in error
+    assert cli.main(cache_features_arguments(root, tiny_lite0, out, "--max-boxes", "1", "--restart")) == 0
+    assert json.loads(capsys.readouterr().out)["extracted_images"] == 3
+    assert FeatureStore(str(out)).regions == 2
+
+
+def test_cache_features_in_crop_mode_differs_from_roi_align_and_is_a_setting(tmp_path, capsys, tiny_lite0):
+    root = write_tiny_dataset(tmp_path)
+    roi_out, crop_out = tmp_path / "roi", tmp_path / "crop"
+    assert cli.main(cache_features_arguments(root, tiny_lite0, roi_out)) == 0
+    capsys.readouterr()
+    assert cli.main(cache_features_arguments(root, tiny_lite0, crop_out, "--region-mode", "crop", "--crop-size", "32")) == 0
+    assert json.loads(capsys.readouterr().out)["region_mode"] == "crop"
+    roi_features, roi_mask = FeatureStore(str(roi_out)).load(["b.png"])
+    crop_features, crop_mask = FeatureStore(str(crop_out)).load(["b.png"])
+    np.testing.assert_array_equal(roi_mask, crop_mask)
+    assert crop_features.shape == roi_features.shape and not np.allclose(crop_features, roi_features, atol=1e-4)
+    # Resuming the crop folder in the other mode is refused, naming the setting.
+    assert cli.main(cache_features_arguments(root, tiny_lite0, crop_out)) == 2
+    assert 'region_mode: "crop" there, "roi_align" now' in capsys.readouterr().err

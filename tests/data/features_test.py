@@ -1,5 +1,6 @@
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -40,7 +41,10 @@ def test_write_and_read_back(world, tmp_path):
     assert index["count"] == 3 and index["regions"] == 3 and index["dims"] == 5
     assert [shard["count"] for shard in index["shards"]] == [2, 1]
     assert sorted(os.listdir(out)) == [
-        "features-00000-of-00002.tfrecord", "features-00001-of-00002.tfrecord", "index.json"
+        "caching", "features-00000-of-00002.tfrecord", "features-00001-of-00002.tfrecord", "index.json"
+    ]
+    assert sorted(os.listdir(os.path.join(out, "caching"))) == [
+        "features-00000-of-00002.json", "features-00001-of-00002.json", "plan.json"
     ]
     with open(os.path.join(out, "index.json")) as stream:
         assert json.load(stream)["filenames"] == [record.filename for record in records]
@@ -69,7 +73,7 @@ def test_bad_extractor_output_leaves_no_files(world, tmp_path):
     out = str(tmp_path / "features")
     with pytest.raises(ValueError, match=r"extractor must return \[B, R, D\] features with \[B, R\] = \[2, 3\], received shape \[2, 5\]"):
         features.write_region_features(records, root, boxes, CONFIG, lambda batch: np.zeros((2, 5)), out, batch_size=2)
-    assert os.listdir(out) == []
+    assert os.listdir(out) == ["caching"] and os.listdir(os.path.join(out, "caching")) == ["plan.json"]
 
 
 def test_store_errors(tmp_path):
@@ -78,3 +82,64 @@ def test_store_errors(tmp_path):
     (tmp_path / "index.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(ValueError, match="not a region features index"):
         features.FeatureStore(str(tmp_path))
+
+
+def _valid_index():
+    return {
+        "format": features.FORMAT_NAME, "version": 1, "dtype": "float32", "count": 2, "regions": 3, "dims": 5,
+        "filenames": ["a.jpg", "b.png"], "shards": [{"file": "features-00000-of-00001.tfrecord", "count": 2}],
+    }
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"count": None}, r"`count` must be an integer in \[0, 2\*\*63\), received None"),
+        ({"count": [2]}, r"`count` must be an integer in \[0, 2\*\*63\), received \[2\]"),
+        ({"count": "x"}, r"`count` must be an integer in \[0, 2\*\*63\), received 'x'"),
+        ({"count": -1}, r"`count` must be an integer in \[0, 2\*\*63\), received -1"),
+        ({"count": True}, r"`count` must be an integer .*, received True"),
+        ({"count": 2.0}, r"`count` must be an integer .*, received 2\.0"),
+        ({"count": 3}, r"`count` is 3 but the index lists 2 filenames"),
+        ({"regions": float("nan")}, r"`regions` must be an integer in \[1, 2\*\*63\), received nan"),
+        ({"regions": 0}, r"`regions` must be an integer in \[1, 2\*\*63\), received 0"),
+        ({"dims": float("inf")}, r"`dims` must be an integer in \[0, 2\*\*63\), received inf"),
+        ({"dims": 10**30}, r"`dims` must be an integer in \[0, 2\*\*63\), received 1000000000000000000000000000000"),
+        ({"dims": 2**40}, r"regions x dims = 3 x 1099511627776 values per image, over the limit"),
+        ({"filenames": "a.jpg"}, r"`filenames` must be a list, received 'a.jpg'"),
+        ({"filenames": ["a.jpg", 7]}, r"`filenames` entry 1 must be a non-empty UTF-8 string, received 7"),
+        ({"shards": {"file": "x"}}, r"`shards` must be a list, received \{'file': 'x'\}"),
+        ({"shards": [{"file": "features-00000-of-00001.tfrecord"}]},
+         r"`shards` entry 0 must be an object with `file` and `count`, received \{'file': "),
+        ({"shards": ["features-00000-of-00001.tfrecord"]}, r"`shards` entry 0 must be an object with `file` and `count`"),
+        ({"shards": [{"file": "features-00000-of-00001.tfrecord", "count": "2"}]},
+         r"`shards` entry 0: `count` must be an integer in \[0, 2\*\*63\), received '2'"),
+        ({"shards": [{"file": "../../etc/passwd", "count": 2}]},
+         r"`shards` entry 0: `file` escapes the store folder \('\.\.'\), received '\.\./\.\./etc/passwd'"),
+        ({"shards": [{"file": "/etc/passwd", "count": 2}]},
+         r"`shards` entry 0: `file` must be a path inside the store folder, received the absolute path '/etc/passwd'"),
+        ({"shards": [{"file": "C:\\Windows\\win.ini", "count": 2}]}, r"`shards` entry 0: `file` must be a path inside the store folder"),
+        ({"shards": [{"file": "a\x00b", "count": 2}]}, r"`shards` entry 0: `file` must be a non-empty UTF-8 string, received 'a\\x00b'"),
+        ({"shards": [{"file": None, "count": 2}]}, r"`shards` entry 0: `file` must be a non-empty UTF-8 string, received None"),
+    ],
+)
+def test_store_index_fields_are_checked_by_name(tmp_path, change, message):
+    """Every bad `index.json` field is a ValueError naming the index file, the field and the received value."""
+    (tmp_path / "features-00000-of-00001.tfrecord").write_bytes(b"")
+    index_path = tmp_path / "index.json"
+    index_path.write_text(json.dumps(dict(_valid_index(), **change)))
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(index_path))}: {message}"):
+        features.FeatureStore(str(tmp_path))
+    index_path.write_text(json.dumps(_valid_index()))
+    store = features.FeatureStore(str(tmp_path))
+    assert (store.count, store.regions, store.dims, store.shard_counts) == (2, 3, 5, [2])
+
+
+def test_store_refuses_an_escaping_shard_that_exists(tmp_path):
+    """A `..` shard path is refused even when the file it names exists (it is never opened)."""
+    store = tmp_path / "store"
+    store.mkdir()
+    (tmp_path / "outside.tfrecord").write_bytes(b"")
+    (store / "index.json").write_text(json.dumps(dict(_valid_index(), shards=[{"file": "../outside.tfrecord", "count": 2}])))
+    with pytest.raises(ValueError, match=r"index\.json: `shards` entry 0: `file` escapes the store folder"):
+        features.FeatureStore(str(store))

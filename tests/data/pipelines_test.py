@@ -1,11 +1,16 @@
+import json
 import os
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
+from tests.helpers import image_bombs
 from vsa_tf.config import DataConfig
+from vsa_tf.data import features
 from vsa_tf.data import pipelines
 from vsa_tf.data import records as records_lib
 from vsa_tf.data import text
@@ -129,7 +134,7 @@ def test_region_caption_dataset_uses_snippet_box(world):
     records, root, _ = world
     snippets = [
         {"filename": "two.jpg", "sentence": 0, "start": 0, "end": 3, "words": ["a", "red", "square"], "region": 1, "box": [4, 30, 24, 60]},
-        {"filename": "one.png", "sentence": 0, "start": 5, "end": 8, "words": "a green square", "region": 2, "box": [40, 8, 56, 24]},
+        {"filename": "one.png", "sentence": 0, "start": 5, "end": 8, "words": ["a", "green", "square"], "region": 2, "box": [40, 8, 56, 24]},
     ]
     batch = next(iter(pipelines.region_caption_dataset(snippets, records, root, VOCABULARY, CONFIG, 2, shuffle=False)))
     assert batch["boxes"].shape == (2, 1, 4)
@@ -138,8 +143,55 @@ def test_region_caption_dataset_uses_snippet_box(world):
     assert_colour(mean_colour(batch["images"][1:], batch["boxes"][1])[0], GREEN)
     with pytest.raises(ValueError, match="snippet 0: filename 'nope.jpg' is not among the records"):
         pipelines.region_caption_dataset([dict(snippets[0], filename="nope.jpg")], records, root, VOCABULARY, CONFIG, 2)
-    with pytest.raises(ValueError, match=r"snippets: snippet 0 \(two.jpg\): box must be"):
+    with pytest.raises(ValueError, match=r"snippets: snippet 0: `box` must have x1 >= x0 and y1 >= y0, received \[5, 5, 1, 9\]"):
         pipelines.region_caption_dataset([dict(snippets[0], box=[5, 5, 1, 9])], records, root, VOCABULARY, CONFIG, 2)
+
+
+SNIPPET = {"filename": "a.jpg", "sentence": 0, "start": 0, "end": 2, "words": ["red", "circle"], "region": 1, "box": [1, 2, 10, 12]}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"box": [1, "a", 2, 3]}, r"`box` must be 4 finite numbers \[x0, y0, x1, y1\], received \[1, 'a', 2, 3\]"),
+        ({"box": [1, 2, float("nan"), 3]}, r"`box` must be 4 finite numbers .*, received \[1, 2, nan, 3\]"),
+        ({"box": [0, 0, 10**400, 3]}, r"`box` must be 4 finite numbers"),
+        ({"box": [0, 0, 1e300, 3]}, r"`box` values must fit in float32, received \[0, 0, 1e\+300, 3\]"),
+        ({"box": [0, 0, 0, 3]}, r"`box` must have x1 > x0 and y1 > y0, received \[0, 0, 0, 3\]"),
+        ({"box": [True, 0, 1, 3]}, r"`box` must be 4 finite numbers"),
+        ({"box": "1 2 3 4"}, r"`box` must be 4 finite numbers"),
+        ({"words": "red circle"}, r"`words` must be a list of strings, received 'red circle'"),
+        ({"words": ["red", 7]}, r"`words` must be a list of strings, received \['red', 7\]"),
+        ({"filename": 3}, r"`filename` must be a non-empty string, received 3"),
+        ({"filename": ""}, r"`filename` must be a non-empty string, received ''"),
+        ({"region": -1}, r"`region` must be an integer >= 0, received -1"),
+    ],
+)
+def test_load_snippets_checks_every_field_by_name(tmp_path, change, message):
+    """A bad snippet, from a file or a list, is a ValueError naming the file, the entry, the field and the value."""
+    path = tmp_path / "snippets.json"
+    path.write_text(json.dumps([SNIPPET, dict(SNIPPET, **change)]))
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: snippet 1( \(a\.jpg\))?: {message}"):
+        pipelines.load_snippets(str(path))
+    with pytest.raises(ValueError, match=rf"^snippets: snippet 1( \(a\.jpg\))?: {message}"):
+        pipelines.load_snippets([SNIPPET, dict(SNIPPET, **change)])
+
+
+def test_load_snippets_needs_every_field_in_a_file_and_the_read_ones_in_a_list(tmp_path):
+    path = tmp_path / "snippets.json"
+    for bad, message in (({"x": 1}, "expected a list of snippets, received dict"), ([3], r"snippet 0: expected a JSON object")):
+        path.write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: {message}"):
+            pipelines.load_snippets(str(path))
+    partial = {key: SNIPPET[key] for key in pipelines.REGION_CAPTION_FIELDS}
+    path.write_text(json.dumps([partial]))
+    with pytest.raises(ValueError, match=r"snippet 0: missing field\(s\) \['sentence', 'start', 'end', 'region'\]"):
+        pipelines.load_snippets(str(path))
+    assert pipelines.load_snippets([partial]) == [partial]
+    with pytest.raises(ValueError, match=r"^snippets: snippet 0: missing field\(s\) \['box'\]"):
+        pipelines.load_snippets([{"filename": "a.jpg", "words": ["red"]}])
+    path.write_text(json.dumps([SNIPPET]))
+    assert pipelines.load_snippets(str(path)) == [SNIPPET]
 
 
 def test_flip_swaps_left_right_with_the_image(world):
@@ -165,23 +217,17 @@ def test_flip_swaps_left_right_with_the_image(world):
     assert 0 < flipped_count < 12
 
 
-class FakeStore:
-    """Stand-in for features.FeatureStore: features[i] = filename index everywhere."""
-
-    def __init__(self, filenames, regions=4, dims=5):
-        self.rows = {filename: row for row, filename in enumerate(filenames)}
-        self.regions, self.dims = regions, dims
-
-    def load(self, filenames):
-        features = np.stack([np.full((self.regions, self.dims), self.rows[name], np.float32) for name in filenames])
-        mask = np.ones((len(filenames), self.regions), bool)
-        mask[:, -1] = False
-        return features, mask
+def fake_store(folder, filenames, regions=4, dims=5):
+    """A features.FeatureStore in `folder`: features[i] = the filename's index everywhere, last region masked."""
+    mask = np.arange(regions) < regions - 1
+    examples = ((name, np.full((regions, dims), row, np.float32), mask) for row, name in enumerate(filenames))
+    features.write_store(str(folder), examples, len(filenames), regions, dims)
+    return features.FeatureStore(str(folder))
 
 
-def test_cached_mode(world):
+def test_cached_mode(world, tmp_path):
     records, root, boxes = world
-    store = FakeStore(["two.jpg", "one.png"])
+    store = fake_store(tmp_path / "features", ["two.jpg", "one.png"])  # not the records' order
     batch = next(iter(pipelines.ranking_dataset(records, root, boxes, VOCABULARY, CONFIG, 3, shuffle=False, features=store)))
     assert set(batch) == {"region_features", "region_mask", "tokens", "token_mask", "image_id"}
     assert batch["region_features"].shape == (3, 4, 5)
@@ -214,3 +260,28 @@ def test_unicode_filenames(tmp_path):
     boxes = {"café/ünï.jpg": np.array([[0, 0, 10, 10]], np.float32)}
     batch = next(iter(pipelines.images_dataset(records, str(tmp_path), boxes, CONFIG, 1)))
     assert_colour(mean_colour(batch["images"], batch["boxes"][0, 1:2])[0], RED)
+
+
+@pytest.mark.parametrize("name, data", [("bomb.png", image_bombs.png_bomb()), ("bomb.jpg", image_bombs.jpeg_bomb())])
+def test_pipelines_refuse_a_decompression_bomb_by_path_before_decoding(world, name, data):
+    """A tiny file declaring 30,000 x 30,000 pixels fails at its element, named by path, from its header alone."""
+    records, root, _ = world
+    (Path(root) / name).write_bytes(data)
+    records = records + [records_lib.ImageRecord(name, 30, "train", [records_lib.Sentence(["a", "red", "square"])])]
+    message = rf"(?s){re.escape(name)}.{{0,12}}declares.{{0,12}}900000000.{{0,12}}pixels, over the limit of MAX_IMAGE_PIXELS = 50000000; refused before decoding"
+    iterator = iter(pipelines.images_dataset(records, root, None, CONFIG, batch_size=1))
+    assert next(iterator)["images"].shape == (1, 32, 32, 3)
+    assert next(iterator)["images"].shape == (1, 32, 32, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        next(iterator)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        list(pipelines.caption_dataset(records[2:], root, VOCABULARY, CONFIG, batch_size=1, shuffle=False))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"(?s)element.{{0,12}}{re.escape(name)}.{{0,12}}declares"):
+        pipelines.decode_and_resize_bytes(tf.constant(data), (8, 8), name=name)  # eager: the same check
+
+
+def test_decode_and_resize_bytes_keeps_images_under_the_limit():
+    image, height, width = pipelines.decode_and_resize_bytes(tf.constant(image_bombs.uniform_jpeg(40, 30)), (8, 6))
+    assert image.shape == (8, 6, 3) and (int(height), int(width)) == (30, 40)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)\(unnamed\).{0,12}declares"):
+        pipelines.decode_and_resize_bytes(tf.constant(image_bombs.png_bomb(10_000, 10_000)), (8, 8))

@@ -65,3 +65,25 @@ def test_cache_region_features_rejects_bad_arguments(tmp_path):
         features.cache_region_features(
             str(root / "dataset.json"), str(root / "images"), None, None, str(tmp_path / "f"), splits=("test",)
         )
+
+
+def test_a_finished_folder_reruns_without_extracting(tmp_path, capsys):
+    root = write_tiny_dataset(tmp_path)
+    first, _ = cache_tiny_features(root, tmp_path / "features", progress_seconds=0)
+    assert (first["complete"], first["written_shards"], first["reused_shards"], first["extracted_images"]) == (True, 2, 0, 3)
+    index = (tmp_path / "features" / "index.json").read_text()
+    capsys.readouterr()
+    again, _ = cache_tiny_features(root, tmp_path / "features", progress_seconds=0)
+    assert (again["complete"], again["written_shards"], again["reused_shards"], again["extracted_images"]) == (True, 0, 2, 0)
+    assert capsys.readouterr().err.strip() == "cache-features: resuming, 2 finished shard(s) kept, 0 images to extract"
+    assert (tmp_path / "features" / "index.json").read_text() == index
+
+
+def test_weights_fingerprint(tmp_path):
+    (tmp_path / "w.weights.h5").write_bytes(b"abc")
+    assert features.weights_fingerprint(str(tmp_path / "w.weights.h5")) == {
+        "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "bytes": 3
+    }
+    assert features.weights_fingerprint(None) is None
+    with pytest.raises(ValueError, match=r"weights file not found: '.*none\.weights\.h5'"):
+        features.weights_fingerprint(str(tmp_path / "none.weights.h5"))

@@ -54,6 +54,14 @@ def test_training_writes_a_loadable_run_and_proposals_in_the_boxes_format(world,
     assert scored["proposals"]["num_images"] == len(parsed)
     assert "proposals for" in capsys.readouterr().err
 
+    # More proposals than the run keeps, with its own NMS: the first five are the run's own.
+    more = proposals.propose_boxes(run_dir, splits=("test",), max_proposals=12, nms_iou_threshold=0.7)
+    assert any(len(more[name]["boxes"]) > 5 for name in more)
+    for filename, entry in proposed.items():
+        assert more[filename]["boxes"][: len(entry["boxes"])] == entry["boxes"]
+    with pytest.raises(ValueError, match="max_proposals must be >= 1, received 0"):
+        proposals.propose_boxes(run_dir, splits=("test",), max_proposals=0)
+
 
 def test_training_refuses_a_missing_boxes_file_boxes_outside_the_train_split_and_an_odd_image_size(world, tmp_path):
     with pytest.raises(ValueError, match="learns from a boxes file: give data.boxes"):

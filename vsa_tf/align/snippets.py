@@ -7,13 +7,13 @@ regions (region 0 = the whole image) and `box` is that region's [x0, y0, x1, y1]
 """
 
 import json
-import math
 
 import numpy as np
 
 from vsa_tf.config import atomic_write_text
+from vsa_tf.data import snippet_format
 
-SNIPPET_FIELDS = ("filename", "sentence", "start", "end", "words", "region", "box")
+SNIPPET_FIELDS = snippet_format.SNIPPET_FIELDS  # the fields and their check live in data/ (region captioning reads them too)
 
 
 def pixel_boxes_from_normalized(boxes, width, height):
@@ -81,46 +81,11 @@ def snippets_from_alignment(assignments, words, filename, sentence, region_boxes
     return snippets
 
 
-def _validate_snippet(snippet, where):
-    if not isinstance(snippet, dict):
-        raise ValueError(f"{where}: expected a JSON object, received {type(snippet).__name__}: {snippet!r}")
-    missing = [field for field in SNIPPET_FIELDS if field not in snippet]
-    if missing:
-        raise ValueError(f"{where}: missing field(s) {missing}; received keys {sorted(snippet)}")
-    if not isinstance(snippet["filename"], str) or not snippet["filename"]:
-        raise ValueError(f"{where}: `filename` must be a non-empty string, received {snippet['filename']!r}")
-    for field in ("sentence", "start", "end", "region"):
-        value = snippet[field]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{where}: `{field}` must be an integer >= 0, received {value!r}")
-    if snippet["end"] <= snippet["start"]:
-        raise ValueError(
-            f"{where}: `end` must be greater than `start`, received start={snippet['start']} end={snippet['end']}"
-        )
-    words = snippet["words"]
-    if not isinstance(words, list) or not all(isinstance(word, str) for word in words):
-        raise ValueError(f"{where}: `words` must be a list of strings, received {words!r}")
-    if len(words) != snippet["end"] - snippet["start"]:
-        raise ValueError(
-            f"{where}: `words` has {len(words)} entries but end - start = {snippet['end'] - snippet['start']}"
-        )
-    box = snippet["box"]
-    if (
-        not isinstance(box, list)
-        or len(box) != 4
-        or not all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in box)
-        or not all(math.isfinite(value) for value in box)
-    ):
-        raise ValueError(f"{where}: `box` must be 4 finite numbers [x0, y0, x1, y1], received {box!r}")
-    if box[2] < box[0] or box[3] < box[1]:
-        raise ValueError(f"{where}: `box` must have x1 >= x0 and y1 >= y0, received {box!r}")
-
-
 def write_snippets(path, snippets):
     """Validates `snippets` and writes them as a JSON list to `path` atomically (temp file + rename)."""
     snippets = [dict(snippet) for snippet in snippets]
     for index, snippet in enumerate(snippets):
-        _validate_snippet(snippet, f"snippet {index}")
+        snippet_format.validate_snippet(snippet, f"snippet {index}")
     atomic_write_text(path, json.dumps(snippets, indent=1) + "\n")
 
 
@@ -137,8 +102,10 @@ def read_snippets(path):
         raise ValueError(f"Snippets file not found: {path}") from None
     except json.JSONDecodeError as error:
         raise ValueError(f"Snippets file {path} is not valid JSON: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"Snippets file {path} is not UTF-8 text: {error}") from None
     if not isinstance(snippets, list):
         raise ValueError(f"Snippets file {path}: expected a JSON list, received {type(snippets).__name__}")
     for index, snippet in enumerate(snippets):
-        _validate_snippet(snippet, f"Snippets file {path}, entry {index}")
+        snippet_format.validate_snippet(snippet, f"Snippets file {path}, entry {index}")
     return snippets

@@ -4,6 +4,8 @@
     vsa-tf imagenet-top5 --weights efficientnet_lite0.weights.h5 IMG ...
     vsa-tf cache-features --dataset D --images DIR --boxes B --backbone efficientnet_lite0 --weights W --out FEATURES
     vsa-tf cache-features ... --proposals PROPOSALS_RUN ...   (the boxes of a proposals run instead of --boxes)
+    vsa-tf cache-features ... --num-shards N --shard-index I  (one of N processes caching into one folder)
+    vsa-tf merge-features --out FEATURES                      (verify every shard, write index.json)
 """
 
 import json
@@ -50,7 +52,10 @@ def register(subparsers):
         description=(
             "Each image is resized, run through the frozen backbone once, and every region (the whole image, "
             "then the top --max-boxes boxes) is RoIAlign-pooled from the feature map. The folder is read back "
-            "with vsa_tf.data.features.FeatureStore (DataConfig.features)."
+            "with vsa_tf.data.features.FeatureStore (DataConfig.features). A rerun with the same settings resumes: "
+            "finished shards are kept, the others are extracted; a rerun with other settings is refused. "
+            "With --num-shards N --shard-index I, process I caches the shards k with k %% N == I into the same "
+            "folder, and the process that finishes the last shard writes index.json (or run merge-features)."
         ),
     )
     cache.add_argument("--dataset", required=True, help="captions file (Karpathy JSON, COCO JSON or Flickr8k txt)")
@@ -70,7 +75,37 @@ def register(subparsers):
     cache.add_argument("--limit", type=int, default=None, help="only the first N images (timing runs)")
     cache.add_argument("--batch-size", type=int, default=16)
     cache.add_argument("--shard-size", type=int, default=1000, help="images per TFRecord file")
+    cache.add_argument(
+        "--num-shards", type=int, default=1, metavar="N",
+        help="split the work between N processes or machines writing into the same --out (default 1)",
+    )
+    cache.add_argument(
+        "--shard-index", type=int, default=0, metavar="I",
+        help="this process's part, 0..N-1: it caches the TFRecord files k with k %% N == I (default 0)",
+    )
+    cache.add_argument(
+        "--region-mode", default="roi_align", choices=("roi_align", "crop"),
+        help="roi_align: one backbone pass per image, regions pooled from its map (default); crop: each region "
+        "cropped, resized to --crop-size and run through the backbone (the paper's R-CNN features; ~R times the work)",
+    )
+    cache.add_argument("--crop-size", type=int, default=112, help="side of the resized crops of --region-mode crop (default 112)")
+    cache.add_argument(
+        "--restart", action="store_true",
+        help="delete what an earlier caching run left in --out (index, shards, caching/) instead of resuming it",
+    )
     cache.set_defaults(handler=run_cache_features)
+
+    merge = subparsers.add_parser(
+        "merge-features",
+        help="verify a features folder cached in parts (--num-shards) and write its index.json",
+        description=(
+            "Checks that every shard of the folder's caching plan is finished (its sidecar matches the plan's "
+            "settings and images, the TFRecord file has the recorded size and record count) and writes index.json; "
+            "names every missing shard otherwise."
+        ),
+    )
+    merge.add_argument("--out", required=True, help="the features folder every cache-features part wrote into")
+    merge.set_defaults(handler=run_merge_features)
 
 
 def run_convert(args):
@@ -127,9 +162,27 @@ def run_cache_features(args):
         limit=args.limit,
         batch_size=args.batch_size,
         shard_size=args.shard_size,
+        num_parts=args.num_shards,
+        part_index=args.shard_index,
+        restart=args.restart,
+        region_mode=args.region_mode,
+        crop_size=args.crop_size,
     )
-    summary.update({"backbone": args.backbone, "out": args.out})
+    summary.update({"backbone": args.backbone, "out": args.out, "region_mode": args.region_mode})
+    if args.num_shards > 1:
+        summary.update({"num_shards": args.num_shards, "shard_index": args.shard_index})
     if args.proposals:
         summary.update({"proposals": args.proposals, "boxes": boxes})
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def run_merge_features(args):
+    from vsa_tf.data import features
+
+    index = features.merge_region_features(args.out)
+    print(json.dumps({
+        "out": args.out, "count": index["count"], "regions": index["regions"], "dims": index["dims"],
+        "shards": len(index["shards"]),
+    }, indent=2))
     return 0

@@ -32,6 +32,10 @@ def register(subparsers):
     propose.add_argument("--split", nargs="+", default=["train", "val", "test"], choices=("train", "val", "test"),
                          help="splits whose images get proposals (default: all)")
     propose.add_argument("--out", required=True, help="boxes JSON to write ({filename: {boxes, scores}}, best first)")
+    propose.add_argument("--max-proposals", type=int, default=None, metavar="K",
+                         help="proposals kept per image (default: the run's max_proposals)")
+    propose.add_argument("--nms-iou-threshold", type=float, default=None,
+                         help="NMS overlap threshold (default: the run's)")
     propose.set_defaults(handler=run_propose)
 
     parser = subparsers.add_parser(
@@ -97,5 +101,8 @@ def run_propose(args):
     from vsa_tf.jobs.proposals import propose_boxes
 
     data_config = run_data_config(args, args.run, ("dataset", "images"))
-    propose_boxes(args.run, data_config, splits=tuple(args.split), out=args.out)
+    propose_boxes(
+        args.run, data_config, splits=tuple(args.split), out=args.out, max_proposals=args.max_proposals,
+        nms_iou_threshold=args.nms_iou_threshold,
+    )
     return 0

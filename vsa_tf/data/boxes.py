@@ -19,6 +19,25 @@ from vsa_tf.data import readers
 WHOLE_IMAGE_BOX = (0.0, 0.0, 1.0, 1.0)
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _is_finite(value):
+    """Whether a number stays finite as the float32 boxes are stored in (JSON allows 1e308 and 400-digit integers)."""
+    try:
+        return math.isfinite(value) and abs(value) <= _FLOAT32_MAX
+    except OverflowError:
+        return False
+
+
+def _as_float(value):
+    """float(value), +-inf for an integer too large for a float (a flagged problem, kept for the indices)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def parse_boxes(data, source="boxes"):
     """Parsed boxes JSON -> ({filename: float32 [n, 4]}, [problems as "source: problem"])."""
     problems = []
@@ -47,8 +66,8 @@ def parse_boxes(data, source="boxes"):
                     f"{source}: {filename}: box {index} must be 4 numbers [x0, y0, x1, y1], received {box!r:.80}"
                 )
                 good = False
-            elif not all(math.isfinite(value) for value in box):
-                problems.append(f"{source}: {filename}: box {index} has a non-finite coordinate: {box}")
+            elif not all(_is_finite(value) for value in box):
+                problems.append(f"{source}: {filename}: box {index} has a non-finite coordinate (NaN, infinity or beyond float32): {box}")
             elif box[2] <= box[0] or box[3] <= box[1]:
                 problems.append(f"{source}: {filename}: box {index} is degenerate (x1 <= x0 or y1 <= y0): {box}")
         if scores is not None:
@@ -58,14 +77,15 @@ def parse_boxes(data, source="boxes"):
                     f"received {scores!r:.80}"
                 )
                 good = False
-            elif not all(isinstance(value, (int, float)) and math.isfinite(value) for value in scores):
+            elif not all(isinstance(value, (int, float)) and _is_finite(value) for value in scores):
                 problems.append(f"{source}: {filename}: 'scores' must be finite numbers, received {scores!r:.80}")
                 good = False
         if not good:
             continue
         # Degenerate or non-finite boxes stay in the (problem-flagged) result so that validation
         # can still check the others against the image size with their original indices.
-        array = np.asarray(entry, dtype=np.float32).reshape(-1, 4)
+        with np.errstate(over="ignore"):  # a flagged coordinate beyond float32 becomes inf
+            array = np.asarray([[_as_float(value) for value in box] for box in entry], dtype=np.float32).reshape(-1, 4)
         if scores is not None:
             array = array[np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")]
         result[filename] = array

@@ -4,7 +4,9 @@ Image side, pixel mode (per image): read bytes -> `tf.io.decode_image` (JPEG/PNG
 resize to `config.image_size` (stretched, so normalised boxes stay valid) -> regions: the whole image
 as region 0 then the top `config.max_boxes` boxes as normalised `[y0, x0, y1, x1]`, zero-padded to
 R = max_boxes + 1 with `region_mask`. Cached mode (`features=` a `FeatureStore`): `region_features`
-[R, D] + `region_mask` instead of `images` / `boxes`.
+[R, D] + `region_mask` instead of `images` / `boxes`, streamed from the store's TFRecord shards (the
+split's images picked by filename on the way), so memory is bounded by the batch and buffer sizes,
+never by the split.
 
 Sentence side: raw strings batched, then `text.encode_sentences` (the same tf.strings tokenizer the
 exported graphs use) with the vocabulary's `id_table`.
@@ -12,28 +14,42 @@ exported graphs use) with the vocabulary's `id_table`.
 Batch keys and dtypes are listed in docs/CONVENTIONS.md. Raw `tf` is used here (data/ owns tf.data).
 """
 
-import json
 import os
 
 import numpy as np
 import tensorflow as tf
 
 from vsa_tf.data import boxes as boxes_lib
+from vsa_tf.data import image_limits
 from vsa_tf.data import readers
+from vsa_tf.data import snippet_format
 from vsa_tf.data import text
+
+# Cached mode never holds a split: these bound the buffers that stand in for it.
+SHUFFLE_BUFFER_BYTES = 256 << 20  # features in the image shuffle buffer (a quarter of it in the pair buffer)
+SHUFFLE_BUFFER_MAX_EXAMPLES = 10_000  # and at most this many images (a quarter as many pairs)
+ORDERED_CHUNK_BYTES = 64 << 20  # records not in the store's order are put in order this many bytes at a time
+# The snippet fields region captioning reads (an in-memory snippets list needs only these).
+REGION_CAPTION_FIELDS = ("filename", "words", "box")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _image_paths(records, image_root):
     return np.array([readers.resolve_image_path(image_root, record.filename) for record in records], dtype=object)
 
 
-def decode_and_resize_bytes(image_bytes, image_size):
+def decode_and_resize_bytes(image_bytes, image_size, name=None):
     """Encoded JPEG/PNG bytes -> (float32 [H, W, 3] in 0..255 resized to image_size, decoded height, width).
 
     The one image decode of the project: the training pipeline (`decode_and_resize`, from a file) and
     the exported serving signatures (`vsa_tf.export.preprocessing`, from request bytes) both call it,
-    so there is no train/serve skew.
+    so there is no train/serve skew. A JPEG or PNG whose header declares more than
+    `image_limits.MAX_IMAGE_PIXELS` pixels (a decompression bomb) is refused before decoding: an
+    InvalidArgumentError naming ``name`` (the file's path, or the element's index in a batch).
     """
+    name = "(unnamed)" if name is None else name
+    with tf.control_dependencies([image_limits.pixel_limit_assert(image_bytes, name)]):
+        image_bytes = tf.identity(image_bytes)
     image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)  # uint8 [h, w, 3]
     height, width = tf.shape(image)[0], tf.shape(image)[1]
     resized = tf.image.resize(image, image_size)  # float32, bilinear
@@ -42,39 +58,28 @@ def decode_and_resize_bytes(image_bytes, image_size):
 
 
 def decode_and_resize(path, image_size):
-    """Image file -> (float32 [H, W, 3] in 0..255 resized to image_size, decoded height, decoded width)."""
-    return decode_and_resize_bytes(tf.io.read_file(path), image_size)
+    """Image file -> (float32 [H, W, 3] in 0..255 resized to image_size, decoded height, decoded width).
+
+    A decompression bomb is refused before decoding, by the file's path (`decode_and_resize_bytes`).
+    """
+    return decode_and_resize_bytes(tf.io.read_file(path), image_size, name=path)
 
 
 class _ImageSide:
-    """Builds the per-example image side from an index into ``records`` (pixel or cached mode)."""
-    def __init__(self, records, image_root, boxes, config, features=None, whole_image_only=False):
+    """Builds the per-example pixel-mode image side from an index into ``records``."""
+    def __init__(self, records, image_root, boxes, config, whole_image_only=False):
         self.image_size = tuple(int(size) for size in config.image_size)
-        self.cached = features is not None
         self.whole_image_only = whole_image_only
         filenames = [record.filename for record in records]
-        if self.cached:
-            region_features, region_mask = features.load(filenames)
-            if whole_image_only:
-                region_features, region_mask = region_features[:, :1], region_mask[:, :1]
-            # Variables, not constants: features can exceed the 2 GB limit of a graph constant.
-            self.region_features = tf.Variable(region_features, trainable=False, name="region_features")
-            self.region_mask = tf.Variable(region_mask, trainable=False, name="region_mask")
-        else:
-            self.paths = tf.constant(_image_paths(records, image_root).astype(str))
-            max_boxes = 0 if whole_image_only else int(config.max_boxes)
-            pixel_boxes, counts = boxes_lib.padded_pixel_boxes(boxes, filenames, max_boxes)
-            self.pixel_boxes = tf.constant(pixel_boxes)  # [N, K, 4]
-            self.box_counts = tf.constant(counts)  # [N]
+        self.paths = tf.constant(_image_paths(records, image_root).astype(str))
+        max_boxes = 0 if whole_image_only else int(config.max_boxes)
+        pixel_boxes, counts = boxes_lib.padded_pixel_boxes(boxes, filenames, max_boxes)
+        self.pixel_boxes = tf.constant(pixel_boxes)  # [N, K, 4]
+        self.box_counts = tf.constant(counts)  # [N]
 
     def __call__(self, pair):
         """``pair`` holds `image_index` (and `snippet_box`, pixels [4], for region captioning)."""
         image_index = pair["image_index"]
-        if self.cached:
-            return {
-                "region_features": tf.gather(self.region_features, image_index),
-                "region_mask": tf.gather(self.region_mask, image_index),
-            }
         image, height, width = decode_and_resize(tf.gather(self.paths, image_index), self.image_size)
         if "snippet_box" in pair:  # region captioning: R = 1, the snippet's box
             boxes = boxes_lib.normalize_boxes(pair["snippet_box"][None, :], height, width)
@@ -86,13 +91,132 @@ class _ImageSide:
         return {"images": image, "boxes": boxes, "region_mask": mask}
 
 
+class _CachedSplit:
+    """The cached region features of ``records``, streamed from a `FeatureStore`'s shards.
+
+    Never holds the split in memory: the images of ``records`` are picked out by filename while the
+    shards stream past (`FeatureStore.select`). `ordered` yields them in record order (a plain stream
+    when the records follow the store's index order, as `vsa-tf cache-features` writes them; otherwise
+    chunks of `ORDERED_CHUNK_BYTES` read and put in order one at a time); `pairs` joins each image with
+    its sentences, shuffled through bounded buffers for training.
+    """
+
+    def __init__(self, records, store, whole_image_only=False):
+        self.records = list(records)
+        self.store = store
+        self.filenames = [record.filename for record in self.records]
+        rows = store.rows(self.filenames)  # ValueError naming images without features
+        self.in_store_order = bool(np.all(np.diff(rows) > 0))
+        self.regions = 1 if whole_image_only else int(store.regions)
+        self.bytes_per_image = self.regions * (int(store.dims) * 4 + 1)
+
+    def _crop(self, features, mask):
+        return features[: self.regions], mask[: self.regions]  # caption mode: region 0, the whole image
+
+    def ordered(self):
+        """Unbatched {"region_features" float32 [R, D], "region_mask" bool [R], "image_index" int64} in record order."""
+        if self.in_store_order:
+            # Distinct filenames in index order: `key` is the position in records.
+            selected, _ = self.store.select(self.filenames)
+
+            def rename(example):
+                features, mask = self._crop(example["region_features"], example["region_mask"])
+                return {"region_features": features, "region_mask": mask, "image_index": example["key"]}
+
+            return selected.map(rename, num_parallel_calls=tf.data.AUTOTUNE)
+        chunk = max(1, ORDERED_CHUNK_BYTES // self.bytes_per_image)
+
+        def generate():
+            for start in range(0, len(self.filenames), chunk):
+                features, mask = self.store.load(self.filenames[start : start + chunk])  # [C, R, D], [C, R]
+                for offset in range(len(features)):
+                    yield {
+                        "region_features": features[offset, : self.regions],
+                        "region_mask": mask[offset, : self.regions],
+                        "image_index": np.int64(start + offset),
+                    }
+
+        return tf.data.Dataset.from_generator(
+            generate,
+            output_signature={
+                "region_features": tf.TensorSpec([self.regions, self.store.dims], tf.float32),
+                "region_mask": tf.TensorSpec([self.regions], tf.bool),
+                "image_index": tf.TensorSpec([], tf.int64),
+            },
+        )
+
+    def pairs(self, shuffle, seed, batch_size):
+        """Unbatched {"region_features", "region_mask", "text", "image_id"}: one per sentence of the records.
+
+        Unshuffled: record order, each record's sentences in order. Shuffled (a new order each epoch):
+        the shards in a new order, interleaved, through an image buffer, expanded to sentences, then
+        through a pair buffer; both buffers are bounded (`SHUFFLE_BUFFER_BYTES`, `SHUFFLE_BUFFER_MAX_EXAMPLES`).
+        """
+        if shuffle:
+            images, distinct = self.store.select(self.filenames, shuffle=True, seed=_offset_seed(seed, 1))
+            group_of = {filename: group for group, filename in enumerate(distinct)}
+            groups = [group_of[filename] for filename in self.filenames]
+
+            def crop(example):
+                features, mask = self._crop(example["region_features"], example["region_mask"])
+                return {"region_features": features, "region_mask": mask, "key": example["key"]}
+
+            images = images.map(crop, num_parallel_calls=tf.data.AUTOTUNE)
+            image_buffer = _buffer_size(len(distinct), self.bytes_per_image, 1)
+            images = images.shuffle(image_buffer, seed=_offset_seed(seed, 2), reshuffle_each_iteration=True)
+        else:
+            distinct, groups = self.filenames, range(len(self.records))
+            images = self.ordered().map(
+                lambda example: dict(example, key=example["image_index"]), num_parallel_calls=tf.data.AUTOTUNE
+            )
+        # Sentences grouped by image: those of group g are texts[starts[g]:starts[g + 1]].
+        by_group = [[] for _ in distinct]
+        for record, group in zip(self.records, groups):
+            by_group[group].extend((sentence.text, record.image_id) for sentence in record.sentences)
+        starts = tf.constant(np.cumsum([0] + [len(entries) for entries in by_group]), tf.int64)
+        texts = tf.constant([entry[0] for entries in by_group for entry in entries] or [""], tf.string)
+        image_ids = tf.constant([entry[1] for entries in by_group for entry in entries] or [0], tf.int64)
+        num_pairs = int(starts[-1])
+
+        def expand(example):
+            start, end = starts[example["key"]], starts[example["key"] + 1]
+            count = tf.cast(end - start, tf.int32)
+            return {
+                "region_features": tf.tile(example["region_features"][None], tf.stack([count, 1, 1])),  # [n, R, D]
+                "region_mask": tf.tile(example["region_mask"][None], tf.stack([count, 1])),  # [n, R]
+                "text": texts[start:end],
+                "image_id": image_ids[start:end],
+            }
+
+        pairs = images.map(expand, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+        if shuffle:
+            pair_buffer = _buffer_size(num_pairs, self.bytes_per_image, batch_size, fraction=4)
+            pairs = pairs.shuffle(pair_buffer, seed=_offset_seed(seed, 3), reshuffle_each_iteration=True)
+        return pairs
+
+
+def _offset_seed(seed, offset):
+    return None if seed is None else int(seed) + offset
+
+
+def _buffer_size(count, bytes_per_example, minimum, fraction=1):
+    """Shuffle buffer: at most ``count``, `SHUFFLE_BUFFER_BYTES / fraction` of features, `SHUFFLE_BUFFER_MAX_EXAMPLES`."""
+    by_bytes = SHUFFLE_BUFFER_BYTES // fraction // max(bytes_per_example, 1)
+    return int(max(1, min(count, max(minimum, min(by_bytes, SHUFFLE_BUFFER_MAX_EXAMPLES // fraction)))))
+
+
 def _finish(dataset):
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def images_dataset(records, image_root, boxes, config, batch_size, features=None):
-    """Batched image side of ``records`` in order (no shuffle), plus `image_index` int64 [B]."""
-    image_side = _ImageSide(records, image_root, boxes, config, features)
+    """Batched image side of ``records`` in order (no shuffle), plus `image_index` int64 [B].
+
+    Cached mode (``features`` a `FeatureStore`) streams the records' features from its shards.
+    """
+    if features is not None:
+        return _finish(_CachedSplit(records, features).ordered().batch(batch_size))
+    image_side = _ImageSide(records, image_root, boxes, config)
 
     def load(image_index):
         example = image_side({"image_index": image_index})
@@ -232,14 +356,11 @@ def flip_batch(batch, vocabulary, seed=None):
 
 
 def _pairs_dataset(image_side, pairs, vocabulary, config, batch_size, shuffle, seed, captions, flip, extra=None):
-    """One example per (image, text) pair: shuffled (each epoch) indices -> image side -> batch -> tokens.
+    """Pixel mode, one example per (image, text) pair: shuffled (each epoch) indices -> image side -> batch -> tokens.
 
     ``pairs`` = (image index in records, text, image id) lists; ``extra`` adds per-pair arrays.
     """
     pair_image_index, pair_texts, pair_image_id = pairs
-    if flip and image_side.cached:
-        raise ValueError("flip=True needs pixel mode; cached region features cannot be mirrored")
-    table = vocabulary.id_table()
     slices = {
         "image_index": np.asarray(pair_image_index, dtype=np.int64),
         "text": np.asarray(pair_texts, dtype=object).astype(str) if len(pair_texts) else np.zeros([0], str),
@@ -256,6 +377,14 @@ def _pairs_dataset(image_side, pairs, vocabulary, config, batch_size, shuffle, s
         example["image_id"] = pair["image_id"]
         return example
 
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    return _batch_pairs(dataset, vocabulary, config, batch_size, seed, captions, flip)
+
+
+def _batch_pairs(examples, vocabulary, config, batch_size, seed, captions, flip):
+    """Unbatched pairs (image side + `text`, `image_id`) -> batches with `tokens` (+ `token_mask`)."""
+    table = vocabulary.id_table()
+
     def encode(batch):
         tokens, mask = text.encode_sentences(batch.pop("text"), table.lookup, config.max_words)
         if captions:
@@ -266,8 +395,14 @@ def _pairs_dataset(image_side, pairs, vocabulary, config, batch_size, shuffle, s
             batch = flip_batch(batch, vocabulary, seed=seed)
         return batch
 
-    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
-    return _finish(dataset.map(encode, num_parallel_calls=tf.data.AUTOTUNE))
+    return _finish(examples.batch(batch_size).map(encode, num_parallel_calls=tf.data.AUTOTUNE))
+
+
+def _cached_pairs_dataset(records, features, vocabulary, config, batch_size, shuffle, seed, captions, flip, whole_image_only):
+    if flip:
+        raise ValueError("flip=True needs pixel mode; cached region features cannot be mirrored")
+    pairs = _CachedSplit(records, features, whole_image_only).pairs(shuffle, seed, batch_size)
+    return _batch_pairs(pairs, vocabulary, config, batch_size, seed, captions, flip=False)
 
 
 def _sentence_pairs(records):
@@ -285,10 +420,17 @@ def ranking_dataset(
 ):
     """(image regions, one of its sentences) pairs, one per sentence, reshuffled each epoch.
 
+    Cached mode (``features`` a `FeatureStore`) streams the features from the shards: unshuffled in
+    record order; shuffled through bounded buffers (`_CachedSplit.pairs`), not a full permutation.
+
     Batches: image side (pixel or cached) + `tokens` int32 [B, T], `token_mask` bool [B, T],
     `image_id` int64 [B]. ``flip=True`` mirrors half the pairs, swapping "left"/"right" in the tokens.
     """
-    image_side = _ImageSide(records, image_root, boxes, config, features)
+    if features is not None:
+        return _cached_pairs_dataset(
+            records, features, vocabulary, config, batch_size, shuffle, seed, captions=False, flip=flip, whole_image_only=False
+        )
+    image_side = _ImageSide(records, image_root, boxes, config)
     return _pairs_dataset(
         image_side, _sentence_pairs(records), vocabulary, config, batch_size, shuffle, seed, captions=False, flip=flip
     )
@@ -298,30 +440,41 @@ def caption_dataset(
     records, image_root, vocabulary, config, batch_size, shuffle=True, seed=0, features=None, flip=False
 ):
     """(whole image, sentence) pairs: R = 1 region `[0, 0, 1, 1]`, `tokens` int32 [B, T + 2] START..END."""
-    image_side = _ImageSide(records, image_root, None, config, features, whole_image_only=True)
+    if features is not None:
+        return _cached_pairs_dataset(
+            records, features, vocabulary, config, batch_size, shuffle, seed, captions=True, flip=flip, whole_image_only=True
+        )
+    image_side = _ImageSide(records, image_root, None, config, whole_image_only=True)
     return _pairs_dataset(
         image_side, _sentence_pairs(records), vocabulary, config, batch_size, shuffle, seed, captions=True, flip=flip
     )
 
 
 def load_snippets(snippets):
-    """A snippets list, or the path of a snippets JSON file -> list of dicts (checked fields)."""
-    source = "snippets"
+    """A snippets list, or the path of a snippets JSON file -> list of dicts, checked.
+
+    A file (the `vsa-tf align` output) is checked as `vsa_tf.align.snippets.read_snippets` checks it,
+    every field (`snippet_format.validate_snippet`); an in-memory list needs only the fields region
+    captioning reads (`REGION_CAPTION_FIELDS`), each checked the same way. The box must also have an
+    area (x1 > x0, y1 > y0) and fit in float32, the pipeline's box dtype.
+
+    Raises:
+        ValueError: naming the file (or "snippets" for a list), the entry, the field and the received value.
+    """
+    source, required = "snippets", REGION_CAPTION_FIELDS
     if isinstance(snippets, (str, os.PathLike)):
-        source = os.fspath(snippets)
+        source, required = os.fspath(snippets), snippet_format.SNIPPET_FIELDS
         snippets = readers.load_json(source, "snippets JSON")
     if not isinstance(snippets, list):
         raise ValueError(f"{source}: expected a list of snippets, received {type(snippets).__name__}")
     for index, snippet in enumerate(snippets):
-        missing = [key for key in ("filename", "words", "box") if not isinstance(snippet, dict) or key not in snippet]
-        if missing:
-            raise ValueError(f"{source}: snippet {index} is missing {missing}: {json.dumps(snippet)[:100]}")
+        where = f"{source}: snippet {index}"
+        snippet_format.validate_snippet(snippet, where, required=required)
         box = snippet["box"]
-        if not isinstance(box, (list, tuple)) or len(box) != 4 or box[2] <= box[0] or box[3] <= box[1]:
-            raise ValueError(
-                f"{source}: snippet {index} ({snippet['filename']}): box must be [x0, y0, x1, y1] with "
-                f"x1 > x0, y1 > y0, received {box!r}"
-            )
+        if box[2] <= box[0] or box[3] <= box[1]:
+            raise ValueError(f"{where} ({snippet['filename']}): `box` must have x1 > x0 and y1 > y0, received {box!r}")
+        if max(abs(value) for value in box) > _FLOAT32_MAX:
+            raise ValueError(f"{where} ({snippet['filename']}): `box` values must fit in float32, received {box!r}")
     return snippets
 
 
@@ -339,9 +492,8 @@ def region_caption_dataset(snippets, records, image_root, vocabulary, config, ba
         if snippet["filename"] not in index_of:
             raise ValueError(f"snippet {number}: filename {snippet['filename']!r} is not among the records")
         index = index_of[snippet["filename"]]
-        words = snippet["words"]
         image_index.append(index)
-        texts.append(" ".join(words) if isinstance(words, (list, tuple)) else str(words))
+        texts.append(" ".join(snippet["words"]))
         image_ids.append(records[index].image_id)
         snippet_boxes.append([float(value) for value in snippet["box"]])
     extra = {"snippet_box": np.asarray(snippet_boxes, dtype=np.float32).reshape(-1, 4)}

@@ -1,7 +1,8 @@
 """Dataset checks run by `vsa-tf validate` and before every training job (fail fast, name the file).
 
 `validate_dataset` collects every problem as "file: problem" and raises one `DatasetError` listing
-them all: missing or undecodable images, empty captions, filenames escaping the image root,
+them all: missing or undecodable images, images whose header declares more than
+`image_limits.MAX_IMAGE_PIXELS` pixels (refused before decoding), empty captions, filenames escaping the image root,
 boxes that are degenerate or outside their image, malformed JSON. Box keys naming no image of the
 dataset are not a problem (one boxes file may cover several splits or a larger dataset): the
 summary counts them.
@@ -14,18 +15,24 @@ from PIL import Image
 
 from vsa_tf.data import boxes as boxes_lib
 from vsa_tf.data import features as features_lib
+from vsa_tf.data import image_limits
 from vsa_tf.data import readers
 from vsa_tf.data import records as records_lib
 from vsa_tf.data import text
 
 
 class DatasetError(ValueError):
-    """A dataset failed validation; ``problems`` lists each one as "file: problem"."""
-    def __init__(self, problems):
+    """A dataset failed validation; ``problems`` lists each one as "file: problem".
+
+    ``source``: the dataset file, named in the message's first line when known.
+    """
+    def __init__(self, problems, source=None):
         self.problems = list(problems)
+        self.source = source
         shown = self.problems[:50]
         more = len(self.problems) - len(shown)
-        message = f"dataset validation found {len(self.problems)} problem(s):\n" + "\n".join(shown)
+        of_source = f" of {source}" if source else ""
+        message = f"dataset validation{of_source} found {len(self.problems)} problem(s):\n" + "\n".join(shown)
         if more:
             message += f"\n... and {more} more"
         super().__init__(message)
@@ -78,9 +85,10 @@ def validate_dataset(dataset, image_root, boxes=None, min_word_count=5, full_dec
     Raises:
         DatasetError: listing every problem found.
     """
+    source = os.fspath(dataset) if isinstance(dataset, (str, os.PathLike)) else None
     dataset = _open_dataset(dataset)
     if not os.path.isdir(image_root):
-        raise DatasetError([f"{image_root}: image root folder not found"])
+        raise DatasetError([f"{image_root}: image root folder not found"], source)
     problems = []
     boxes, boxes_source = _load_boxes(boxes, problems)
     seen_filenames, image_sizes = _check_records(dataset, image_root, full_decode, problems)
@@ -88,7 +96,7 @@ def validate_dataset(dataset, image_root, boxes=None, min_word_count=5, full_dec
     if boxes is not None:
         box_counts, unused_keys = _check_boxes(boxes, boxes_source, seen_filenames, image_sizes, problems)
     if problems:
-        raise DatasetError(problems)
+        raise DatasetError(problems, source)
     return _summarise(dataset, min_word_count, boxes, box_counts, unused_keys)
 
 
@@ -159,6 +167,14 @@ def _check_image_file(image_root, filename, full_decode, problems):
         return None
     if not os.path.isfile(path):
         problems.append(f"{path}: image file not found")
+        return None
+    try:
+        image_limits.check_image_file(path)  # a decompression bomb is refused from its header, never decoded
+    except ValueError as error:
+        problems.append(str(error))
+        return None
+    except OSError as error:
+        problems.append(f"{path}: image cannot be read ({type(error).__name__}: {error})")
         return None
     try:
         return _image_size(path, full_decode)

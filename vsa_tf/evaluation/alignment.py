@@ -21,6 +21,7 @@ returns the all-pairs matrix, and here each word needs only the IoU with its own
 """
 
 import json
+import math
 
 import numpy as np
 
@@ -38,9 +39,21 @@ def read_truth(path):
         raise ValueError(f"Truth file not found: {path}") from None
     except json.JSONDecodeError as error:
         raise ValueError(f"Truth file {path} is not valid JSON: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"Truth file {path} is not UTF-8 text: {error}") from None
     if not isinstance(truth, dict) or not isinstance(truth.get("images"), dict):
         raise ValueError(f"Truth file {path}: expected an object with an `images` object, received {str(truth)[:200]}")
     return validate_truth(truth["images"], source=f"Truth file {path}")
+
+
+def _is_finite_number(value):
+    """An int or float (not bool) that is finite; False for an integer beyond any float."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def validate_truth(images, source="truth"):
@@ -55,8 +68,8 @@ def validate_truth(images, source="truth"):
             raise ValueError(f"{where}: `objects` and `sentences` must be lists, received keys {sorted(image)}")
         for index, item in enumerate(objects):
             box = item.get("box") if isinstance(item, dict) else None
-            if not isinstance(box, list) or len(box) != 4:
-                raise ValueError(f"{where}, object {index}: `box` must be [x0, y0, x1, y1], received {box!r}")
+            if not isinstance(box, list) or len(box) != 4 or not all(_is_finite_number(value) for value in box):
+                raise ValueError(f"{where}, object {index}: `box` must be 4 finite numbers [x0, y0, x1, y1], received {box!r}")
         for sentence_index, sentence in enumerate(sentences):
             phrases = sentence.get("phrases") if isinstance(sentence, dict) else None
             if not isinstance(phrases, list):

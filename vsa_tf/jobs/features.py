@@ -3,12 +3,18 @@
     vsa-tf cache-features --dataset D --images DIR --boxes B --weights W --out FEATURES
 
 `cache_region_features` reads the dataset, builds the EfficientNet-Lite0 + RoIAlign extractor of
-`vsa_tf.pretrained.region_features` and hands both to `vsa_tf.data.features.write_region_features`,
+`vsa_tf.pretrained.region_features` and hands both to `vsa_tf.data.features.cache_region_shards`,
 which writes the sharded TFRecords and, last, `index.json`. Progress (images done, images/s, time left)
-goes to stderr while it runs. The folder is written in one pass: an interrupted run leaves no index,
-and running the command again starts from the first image.
+goes to stderr while it runs. Caching resumes: a rerun with the same settings (after a crash or `kill -9`)
+keeps every finished shard and extracts only the others; with `num_parts` / `part_index`
+(`--num-shards N --shard-index I`) several processes or machines cache disjoint shards into one folder,
+and the one that finishes the last shard writes `index.json` (`merge_region_features` verifies and writes
+it on request). Settings that change the features (weights, image size, boxes, pool size, batch and shard
+size, the images) are fingerprinted; a rerun with other settings is refused, naming what differs.
 """
 
+import hashlib
+import os
 import sys
 import time
 
@@ -17,7 +23,7 @@ import numpy as np
 from vsa_tf.config import DataConfig
 from vsa_tf.data import boxes as boxes_lib
 from vsa_tf.data import readers
-from vsa_tf.data.features import write_region_features
+from vsa_tf.data.features import cache_region_shards
 from vsa_tf.pretrained import efficientnet_lite
 from vsa_tf.pretrained import region_features
 
@@ -53,6 +59,16 @@ class ExtractionProgress:
         self.done = 0
         self.started = time.perf_counter()
         self.last_report = self.started
+
+    def start(self, total, shards_kept=0):
+        """Sets the images still to extract (those of unfinished shards) and restarts the clock."""
+        self.total = int(total)
+        self.started = self.last_report = time.perf_counter()
+        if shards_kept:
+            print(
+                f"cache-features: resuming, {shards_kept} finished shard(s) kept, {self.total} images to extract",
+                file=self.stream or sys.stderr, flush=True,
+            )
 
     def wrap(self, extractor):
         """`extractor` with counting: same batch dict in, the same features out (as a numpy array)."""
@@ -96,6 +112,11 @@ def cache_region_features(
     pool_size=2,
     feature_model=None,
     progress_seconds=PROGRESS_SECONDS,
+    num_parts=1,
+    part_index=0,
+    restart=False,
+    region_mode="roi_align",
+    crop_size=112,
 ):
     """Runs the frozen pretrained backbone over a dataset's images once and writes sharded TFRecords.
 
@@ -114,10 +135,19 @@ def cache_region_features(
         pool_size: RoIAlign bins per side.
         feature_model: optional feature model replacing the pretrained one (tests).
         progress_seconds: least time between two progress lines on stderr.
+        num_parts, part_index: cache only the shards k with k % num_parts == part_index (one part of a
+            dataset cached by several processes into one folder).
+        restart: delete what an earlier caching run left in `out_dir` instead of resuming it.
+        region_mode: "roi_align" (one backbone pass per image, regions pooled from its map) or "crop"
+            (each region cropped, resized to `crop_size` and run through the backbone: the paper's R-CNN
+            features; `vsa_tf.pretrained.region_features`).
+        crop_size: side of the resized crops of region_mode "crop".
 
     Returns:
-        dict: the features index fields `count`, `regions`, `dims`, the number of `shards`, plus
-        `seconds` and `images_per_second`.
+        dict: `count`, `regions`, `dims`, the number of `shards` of the whole store, `complete` (the
+        index is written), `written_shards` / `reused_shards` (this part's), `missing_shards` (other
+        parts' unfinished shards, first 20), `extracted_images`, `seconds`, `images_per_second`
+        (of the extracted images).
     """
     image_size = tuple(int(side) for side in image_size)
     if len(image_size) != 2 or min(image_size) < efficientnet_lite.FEATURE_STRIDE:
@@ -134,20 +164,59 @@ def cache_region_features(
     config = DataConfig(
         dataset=dataset_path, images=image_root, boxes=boxes_path, image_size=image_size, max_boxes=max_boxes
     )
+    settings = {
+        "weights": weights_fingerprint(weights_path),
+        "feature_model": None if feature_model is None else model_fingerprint(feature_model),
+        "pool_size": int(pool_size),
+        "region_mode": region_mode,
+        "crop_size": int(crop_size) if region_mode == "crop" else None,
+    }
     extractor = region_features.build_region_feature_extractor(
-        weights_path, pool_size=pool_size, feature_model=feature_model
+        weights_path, pool_size=pool_size, feature_model=feature_model, region_mode=region_mode, crop_size=crop_size
     )
     progress = ExtractionProgress(len(records), every_seconds=progress_seconds)
     start = time.perf_counter()
-    index = write_region_features(
-        records, image_root, boxes, config, progress.wrap(extractor), out_dir, shard_size=shard_size, batch_size=batch_size
+    result = cache_region_shards(
+        records, image_root, boxes, config, progress.wrap(extractor), out_dir, shard_size=shard_size,
+        batch_size=batch_size, settings=settings, num_parts=num_parts, part_index=part_index, restart=restart,
+        on_start=progress.start,
     )
     seconds = time.perf_counter() - start
     return {
-        "count": index["count"],
-        "regions": index["regions"],
-        "dims": index["dims"],
-        "shards": len(index["shards"]),
+        "count": len(records),
+        "regions": result.regions,
+        "dims": result.dims,
+        "shards": max(1, -(-len(records) // int(shard_size))),
+        "complete": result.index is not None,
+        "written_shards": len(result.written_shards),
+        "reused_shards": len(result.reused_shards),
+        "missing_shards": result.missing_shards[:20],
+        "extracted_images": result.extracted_images,
         "seconds": round(seconds, 2),
-        "images_per_second": round(index["count"] / seconds, 2),
+        "images_per_second": round(result.extracted_images / seconds, 2),
     }
+
+
+def model_fingerprint(model):
+    """sha256 of a built model's weight values, in order (a feature model handed in instead of a weights file)."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(np.asarray(weight), np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def weights_fingerprint(weights_path):
+    """`{"sha256", "bytes"}` of a weights file (the same on every machine it is copied to); None without one.
+
+    Raises:
+        ValueError: when `weights_path` is given but is not a file.
+    """
+    if weights_path is None:
+        return None
+    if not os.path.isfile(weights_path):
+        raise ValueError(f"weights file not found: {weights_path!r}")
+    digest = hashlib.sha256()
+    with open(weights_path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return {"sha256": digest.hexdigest(), "bytes": os.path.getsize(weights_path)}

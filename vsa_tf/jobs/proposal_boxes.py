@@ -29,19 +29,26 @@ ALL_SPLITS = ("train", "val", "test")
 FEATURE_BATCH_SIZE = 32  # images per backbone pass
 
 
-def propose_records(run, records, image_root, batch_size=FEATURE_BATCH_SIZE):
-    """{filename: {"boxes": [[x0, y0, x1, y1], ...], "scores": [...]}} in each image's own pixels, best first."""
-    return propose_with_sizes(run, records, image_root, batch_size)[0]
+def propose_records(run, records, image_root, batch_size=FEATURE_BATCH_SIZE, max_proposals=None, nms_iou_threshold=None):
+    """{filename: {"boxes": [[x0, y0, x1, y1], ...], "scores": [...]}} in each image's own pixels, best first.
+
+    `max_proposals` / `nms_iou_threshold`: decode with these instead of the run's (e.g. 100 proposals for a
+    recall curve past the 19 regions a model reads).
+    """
+    return propose_with_sizes(run, records, image_root, batch_size, max_proposals, nms_iou_threshold)[0]
 
 
-def propose_with_sizes(run, records, image_root, batch_size=FEATURE_BATCH_SIZE):
+def propose_with_sizes(run, records, image_root, batch_size=FEATURE_BATCH_SIZE, max_proposals=None, nms_iou_threshold=None):
     """(`propose_records`' dict, {filename: (width, height)} of the decoded images)."""
     run = run_folder.as_run(run, "proposals")
+    decoder = None
+    if max_proposals is not None or nms_iou_threshold is not None:
+        decoder = run.model.decoder_with(max_proposals, nms_iou_threshold)
     batches = pipelines.proposal_dataset(records, image_root, {}, run.config.data.replace(max_boxes=0), batch_size)
     result, image_sizes, progress = {}, {}, keras.utils.Progbar(len(records), unit_name="image")
     for batch in batches:
         sizes = batch["image_size"].numpy()
-        for index, size, entry in zip(batch["image_index"].numpy(), sizes, _proposals_of_batch(run, batch["images"], sizes)):
+        for index, size, entry in zip(batch["image_index"].numpy(), sizes, _proposals_of_batch(run, batch["images"], sizes, decoder)):
             filename = records[int(index)].filename
             result[filename] = entry
             image_sizes[filename] = (int(size[1]), int(size[0]))
@@ -49,12 +56,12 @@ def propose_with_sizes(run, records, image_root, batch_size=FEATURE_BATCH_SIZE):
     return result, image_sizes
 
 
-def _proposals_of_batch(run, images, sizes):
+def _proposals_of_batch(run, images, sizes, decoder=None):
     """[{"boxes", "scores"}] of each image of a batch, boxes in its decoded pixels.
 
     images: float32 [B, H, W, 3] resized to the run's `data.image_size`; sizes: int [B, 2] decoded (height, width).
     """
-    boxes, scores, counts = run.model.propose({"images": images})  # [B, K, 4] xyxy of the resized image, [B, K], [B]
+    boxes, scores, counts = run.model.propose({"images": images}, decoder=decoder)  # [B, K, 4] xyxy of the resized image, [B, K], [B]
     boxes, scores = np.asarray(boxes), np.asarray(scores)
     height, width = run.config.data.image_size
     entries = []

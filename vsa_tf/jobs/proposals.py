@@ -136,19 +136,26 @@ def train_proposals(config, data_config=None, run_dir=None, verbose="auto", cnn_
     return trainer.train(ProposalTask(cnn_from_alignment), config, run_dir, verbose=verbose, data_config=data_config)
 
 
-def propose_boxes(run, data_config=None, splits=("train", "val", "test"), out=None):
+def propose_boxes(run, data_config=None, splits=("train", "val", "test"), out=None, max_proposals=None, nms_iou_threshold=None):
     """Proposals for every image of `splits` of the run's dataset (or `data_config`'s), as a boxes JSON.
 
     Returns the {filename: {"boxes", "scores"}} dict, also written atomically to `out` when given: the
-    public boxes format every `--boxes` option reads.
+    public boxes format every `--boxes` option reads. `max_proposals` / `nms_iou_threshold` replace the
+    run's decoding settings (more proposals than the model's regions, for a recall curve).
     """
+    if max_proposals is not None and int(max_proposals) < 1:
+        raise ValueError(f"max_proposals must be >= 1, received {max_proposals!r}")
+    if nms_iou_threshold is not None and not 0.0 < float(nms_iou_threshold) <= 1.0:
+        raise ValueError(f"nms_iou_threshold must be in (0, 1], received {nms_iou_threshold!r}")
     run = run_folder.as_run(run, "proposals")
     data_config = run.data_config(data_config)
     dataset, _, _ = validate.load_checked_data(data_config.replace(boxes=None), "pixels")
     records = [record for split in splits for record in dataset.split(split)]
     if not records:
         raise ValueError(f"{data_config.dataset}: no images in the split(s) {list(splits)}")
-    result = proposal_boxes.propose_records(run, records, data_config.images)
+    result = proposal_boxes.propose_records(
+        run, records, data_config.images, max_proposals=max_proposals, nms_iou_threshold=nms_iou_threshold
+    )
     if out:
         run_folder.write_json(out, result)
         print(f"proposals for {len(result)} images written to {out}", file=sys.stderr)

@@ -174,10 +174,21 @@ class ProposalModel(keras.Model):
             loss = loss + ops.sum(ops.stack(self.losses))
         return loss
 
-    def propose(self, inputs):
-        """(boxes float [B, K, 4] pixel "xyxy" best first, scores float [B, K], count int [B])."""
+    def propose(self, inputs, decoder=None):
+        """(boxes float [B, K, 4] pixel "xyxy" best first, scores float [B, K], count int [B]).
+
+        `decoder`: another `ProposalDecoder` (e.g. more proposals or another NMS threshold); default: the model's.
+        """
         logits, deltas = self(inputs, training=False)
-        return self.decoder(self.anchors, logits, deltas, image_size=self.image_size)
+        return (decoder or self.decoder)(self.anchors, logits, deltas, image_size=self.image_size)
+
+    def decoder_with(self, max_proposals=None, nms_iou_threshold=None):
+        """A `ProposalDecoder` like the model's, with `max_proposals` and/or `nms_iou_threshold` replaced."""
+        return ProposalDecoder(
+            self.max_proposals if max_proposals is None else max_proposals,
+            self.nms_iou_threshold if nms_iou_threshold is None else nms_iou_threshold,
+            self.pre_nms_top, self.min_size, name="decoder",
+        )
 
     def get_config(self):
         config = super().get_config()

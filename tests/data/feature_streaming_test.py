@@ -1,0 +1,168 @@
+"""Cached features streamed from the store's shards give the batches the in-memory path gave."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from vsa_tf.config import DataConfig
+from vsa_tf.data import features
+from vsa_tf.data import pipelines
+from vsa_tf.data import records as records_lib
+from vsa_tf.data import text
+
+CONFIG = DataConfig(max_words=4)
+WORDS = ["a", "b", "c", "d", "e"]
+VOCABULARY = text.Vocabulary(WORDS)
+REGIONS, DIMS = 3, 4
+
+
+def write_random_store(folder, count, shard_size=10, dtype="float32", seed=0):
+    """A store of `count` images `image_i.png` with random features and random real-region counts."""
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=(count, REGIONS, DIMS)).astype(np.float32)
+    masks = np.arange(REGIONS)[None, :] < rng.integers(1, REGIONS + 1, size=(count, 1))
+    names = [f"image_{index}.png" for index in range(count)]
+    features.write_store(str(folder), zip(names, values, masks), count, REGIONS, DIMS, dtype=dtype, shard_size=shard_size)
+    return features.FeatureStore(str(folder)), values, masks
+
+
+def make_records(indices, seed=1):
+    """Records of images `image_i.png` with 0 to 3 sentences each (image_id = 100 + i)."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for index in indices:
+        sentences = [records_lib.Sentence(list(rng.choice(WORDS, size=rng.integers(1, 6)))) for _ in range(rng.integers(0, 4))]
+        records.append(records_lib.ImageRecord(f"image_{index}.png", 100 + index, "train", sentences))
+    return records
+
+
+def in_memory_pairs(store, records):
+    """What the in-memory path built: every (record, sentence) in order, features gathered from `load`."""
+    values, masks = store.load([record.filename for record in records])
+    pairs = {"region_features": [], "region_mask": [], "text": [], "image_id": []}
+    for row, record in enumerate(records):
+        for sentence in record.sentences:
+            pairs["region_features"].append(values[row])
+            pairs["region_mask"].append(masks[row])
+            pairs["text"].append(sentence.text)
+            pairs["image_id"].append(record.image_id)
+    tokens = np.concatenate([batch["tokens"].numpy() for batch in pipelines.sentences_dataset(pairs.pop("text"), VOCABULARY, CONFIG, 64)])
+    return {key: np.asarray(value) for key, value in pairs.items()} | {"tokens": tokens}
+
+
+def concatenated(dataset, keys):
+    batches = list(dataset.as_numpy_iterator())
+    return {key: np.concatenate([batch[key] for batch in batches]) for key in keys}
+
+
+def test_ordered_pairs_equal_the_in_memory_path(tmp_path):
+    store, _, _ = write_random_store(tmp_path / "store", 45)
+    records = make_records(range(3, 45, 2))  # a split: every other image, in the store's order
+    expected = in_memory_pairs(store, records)
+    streamed = pipelines.ranking_dataset(records, None, None, VOCABULARY, CONFIG, 7, shuffle=False, features=store)
+    received = concatenated(streamed, ["region_features", "region_mask", "tokens", "image_id"])
+    for key in received:
+        np.testing.assert_array_equal(received[key], expected[key], err_msg=key)
+
+    captions = pipelines.caption_dataset(records, None, VOCABULARY, CONFIG, 5, shuffle=False, features=store)
+    received = concatenated(captions, ["region_features", "region_mask", "tokens"])
+    np.testing.assert_array_equal(received["region_features"], expected["region_features"][:, :1])
+    np.testing.assert_array_equal(received["region_mask"], expected["region_mask"][:, :1])
+    starts = received["tokens"][:, 0]
+    assert (starts == text.START_ID).all() and received["tokens"].shape[1] == CONFIG.max_words + 2
+
+
+def test_shuffled_pairs_are_the_same_examples_in_a_new_order_each_epoch(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipelines, "SHUFFLE_BUFFER_MAX_EXAMPLES", 8)  # buffers far smaller than the split
+    store, _, _ = write_random_store(tmp_path / "store", 60)
+    records = make_records(range(0, 60, 3))
+    expected = in_memory_pairs(store, records)
+
+    def as_rows(pairs):
+        rows = [
+            (int(image_id), tuple(tokens), values.tobytes(), mask.tobytes())
+            for image_id, tokens, values, mask in zip(pairs["image_id"], pairs["tokens"], pairs["region_features"], pairs["region_mask"])
+        ]
+        return rows
+
+    dataset = pipelines.ranking_dataset(records, None, None, VOCABULARY, CONFIG, 4, shuffle=True, seed=3, features=store)
+    keys = ["region_features", "region_mask", "tokens", "image_id"]
+    first, second = as_rows(concatenated(dataset, keys)), as_rows(concatenated(dataset, keys))
+    assert sorted(first) == sorted(second) == sorted(as_rows(expected))
+    assert first != second  # reshuffled each epoch
+    again = pipelines.ranking_dataset(records, None, None, VOCABULARY, CONFIG, 4, shuffle=True, seed=3, features=store)
+    assert as_rows(concatenated(again, keys)) == first  # the seed fixes the order
+
+
+@pytest.mark.parametrize("order", ["reversed", "duplicates"])
+def test_images_in_record_order_when_the_store_order_differs(tmp_path, monkeypatch, order):
+    monkeypatch.setattr(pipelines, "ORDERED_CHUNK_BYTES", 5 * REGIONS * (DIMS * 4 + 1))  # 5 images per chunk
+    store, values, masks = write_random_store(tmp_path / "store", 30)
+    indices = list(range(29, -1, -2)) if order == "reversed" else [4, 4, 20, 3, 4, 11, 29, 0]
+    records = make_records(indices)
+    batches = pipelines.images_dataset(records, None, None, CONFIG, 4, features=store)
+    received = concatenated(batches, ["region_features", "region_mask", "image_index"])
+    np.testing.assert_array_equal(received["region_features"], values[indices])
+    np.testing.assert_array_equal(received["region_mask"], masks[indices])
+    np.testing.assert_array_equal(received["image_index"], np.arange(len(indices)))
+    expected = in_memory_pairs(store, records)
+    pairs = concatenated(
+        pipelines.ranking_dataset(records, None, None, VOCABULARY, CONFIG, 3, shuffle=False, features=store),
+        ["region_features", "tokens", "image_id"],
+    )
+    for key in pairs:
+        np.testing.assert_array_equal(pairs[key], expected[key], err_msg=key)
+
+
+def test_select_reads_only_the_shards_of_the_split(tmp_path):
+    store, values, _ = write_random_store(tmp_path / "store", 40, shard_size=10)
+    assert store.shards_of(store.rows(["image_12.png", "image_19.png", "image_31.png"])) == [1, 3]
+    os.remove(store.shard_paths[0])  # a split outside shard 0 streams without it
+    dataset, distinct = store.select(["image_31.png", "image_12.png", "image_31.png"])
+    assert distinct == ["image_31.png", "image_12.png"]
+    examples = list(dataset.as_numpy_iterator())
+    assert [example["key"] for example in examples] == [1, 0]  # index order, keyed by the distinct position
+    np.testing.assert_array_equal(examples[0]["region_features"], values[12])
+    with pytest.raises(ValueError, match=r"no cached features for 1 image\(s\), e\.g\. \['nope\.png'\]"):
+        store.select(["image_1.png", "nope.png"])
+
+
+def test_float16_store_is_half_the_size_and_reads_back_as_float32(tmp_path):
+    store, values, masks = write_random_store(tmp_path / "store", 20)
+    index = features.convert_store(store, str(tmp_path / "half"), dtype="float16")
+    assert index["dtype"] == "float16" and index["version"] == 2 and index["filenames"] == store.filenames
+    half = features.FeatureStore(str(tmp_path / "half"))
+    assert half.dtype == "float16" and (half.regions, half.dims) == (REGIONS, DIMS)
+    read_back, read_masks = half.load(half.filenames)
+    assert read_back.dtype == np.float32
+    np.testing.assert_array_equal(read_back, values.astype(np.float16).astype(np.float32))
+    np.testing.assert_array_equal(read_masks, masks)
+
+    def size(store):
+        return sum(os.path.getsize(path) for path in store.shard_paths)
+
+    assert size(store) - size(half) >= 20 * REGIONS * DIMS * 2  # 2 bytes saved per value; filenames and masks stay
+    records = make_records(range(20))
+    batch = next(iter(pipelines.ranking_dataset(records, None, None, VOCABULARY, CONFIG, 4, shuffle=False, features=half)))
+    assert batch["region_features"].dtype.name == "float32"
+
+
+def test_store_errors(tmp_path):
+    with pytest.raises(ValueError, match=r"dtype must be one of \('float32', 'float16'\), received 'int8'"):
+        features.write_store(str(tmp_path / "bad"), [], 0, REGIONS, DIMS, dtype="int8")
+    with pytest.raises(ValueError, match=r"image_0\.png: features must have shape \[3, 4\], received \[2, 4\]"):
+        features.write_store(str(tmp_path / "bad"), [("image_0.png", np.zeros((2, 4)), np.ones(2))], 1, REGIONS, DIMS)
+    assert os.listdir(tmp_path / "bad") == []
+    store, _, _ = write_random_store(tmp_path / "store", 5)
+    index_path = tmp_path / "store" / "index.json"
+    index = json.loads(index_path.read_text())
+    index_path.write_text(json.dumps(dict(index, dtype="int8")))
+    with pytest.raises(ValueError, match=r"index\.json: dtype must be one of .*, received 'int8'"):
+        features.FeatureStore(str(tmp_path / "store"))
+    index_path.write_text(json.dumps(dict(index, filenames=index["filenames"][:4])))
+    with pytest.raises(ValueError, match=r"index\.json: the shards hold 5 images but the index lists 4 filenames"):
+        features.FeatureStore(str(tmp_path / "store"))
+    with pytest.raises(ValueError, match="out_dir must differ from the source store"):
+        features.convert_store(str(tmp_path / "store"), str(tmp_path / "store"))
