@@ -158,3 +158,19 @@ def test_cache_features_in_crop_mode_differs_from_roi_align_and_is_a_setting(tmp
     # Resuming the crop folder in the other mode is refused, naming the setting.
     assert cli.main(cache_features_arguments(root, tiny_lite0, crop_out)) == 2
     assert 'region_mode: "crop" there, "roi_align" now' in capsys.readouterr().err
+
+
+def test_cache_features_float16_store_reads_back_the_float32_values_rounded(tmp_path, capsys, tiny_lite0):
+    root = write_tiny_dataset(tmp_path)
+    assert cli.main(cache_features_arguments(root, tiny_lite0, tmp_path / "f32")) == 0
+    assert cli.main(cache_features_arguments(root, tiny_lite0, tmp_path / "f16", "--dtype", "float16")) == 0
+    full, half = FeatureStore(str(tmp_path / "f32")), FeatureStore(str(tmp_path / "f16"))
+    assert (full.dtype, half.dtype) == ("float32", "float16")
+    names = full.filenames
+    full_features, full_mask = full.load(names)
+    half_features, half_mask = half.load(names)
+    np.testing.assert_array_equal(full_mask, half_mask)
+    assert half_features.dtype == np.float32
+    np.testing.assert_array_equal(half_features, full_features.astype(np.float16).astype(np.float32))
+    shard_bytes = lambda folder: sum(path.stat().st_size for path in folder.glob("*.tfrecord"))
+    assert shard_bytes(tmp_path / "f16") < 0.6 * shard_bytes(tmp_path / "f32")

@@ -90,6 +90,10 @@ def register(subparsers):
     )
     cache.add_argument("--crop-size", type=int, default=112, help="side of the resized crops of --region-mode crop (default 112)")
     cache.add_argument(
+        "--dtype", default="float32", choices=("float32", "float16"),
+        help="stored feature dtype; float16 halves the disk and I/O, read back as float32 (default float32)",
+    )
+    cache.add_argument(
         "--restart", action="store_true",
         help="delete what an earlier caching run left in --out (index, shards, caching/) instead of resuming it",
     )
@@ -167,6 +171,7 @@ def run_cache_features(args):
         restart=args.restart,
         region_mode=args.region_mode,
         crop_size=args.crop_size,
+        dtype=args.dtype,
     )
     summary.update({"backbone": args.backbone, "out": args.out, "region_mode": args.region_mode})
     if args.num_shards > 1:

@@ -46,18 +46,6 @@ PLAN_FORMAT = "vsa_tf.region_features.plan"
 _TFRECORD_HEADER = struct.Struct("<QI")  # record length (uint64), masked CRC32C of the length (uint32)
 
 
-def _example(filename, features, mask):
-    return tf.train.Example(
-        features=tf.train.Features(
-            feature={
-                "filename": tf.train.Feature(bytes_list=tf.train.BytesList(value=[filename.encode("utf-8")])),
-                "features": tf.train.Feature(float_list=tf.train.FloatList(value=features.reshape(-1).tolist())),
-                "mask": tf.train.Feature(int64_list=tf.train.Int64List(value=mask.astype(np.int64).tolist())),
-            }
-        )
-    )
-
-
 def _sha256_json(value):
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode("utf-8")).hexdigest()
 
@@ -121,6 +109,11 @@ class CachingPlan:
 
     def sidecar_path(self, shard):
         return os.path.join(self.out_dir, CACHING_FOLDER, os.path.splitext(self.shard_file(shard))[0] + ".json")
+
+    @property
+    def dtype(self):
+        """The features' dtype in the shards: "float32", or "float16" when the settings ask for it."""
+        return self.settings.get("dtype", "float32")
 
     def settings_sha256(self):
         return _sha256_json(self.settings)
@@ -271,7 +264,7 @@ def _write_shard(plan, shard, records, image_root, boxes, config, extractor, bat
                 raise ValueError(f"extractor returned {features.shape[2]} dims after {dims} in earlier batches")
             dims = int(features.shape[2])
             for row, position in enumerate(batch["image_index"].numpy()):
-                example = _example(shard_records[int(position)].filename, features[row], masks[row])
+                example = _store_example(shard_records[int(position)].filename, features[row], masks[row], plan.dtype)
                 writer.write(example.SerializeToString(deterministic=True))
         writer.close()
         os.replace(temporary, final_path)
@@ -293,9 +286,10 @@ def _index(plan, sidecars):
     dims = {int(sidecar["dims"]) for sidecar in sidecars}
     if len(dims) > 1:
         raise ValueError(f"{plan.out_dir}: shards hold features of different sizes {sorted(dims)}")
+    float16 = {"version": 2, "dtype": "float16"} if plan.dtype == "float16" else {"version": 1}
     return {
         "format": FORMAT_NAME,
-        "version": 1,
+        **float16,
         "count": len(plan.filenames),
         "regions": plan.regions,
         "dims": dims.pop() if dims else 0,
@@ -347,7 +341,7 @@ def merge_region_features(out_dir):
 
 def cache_region_shards(
     records, image_root, boxes, config, extractor, out_dir, shard_size=1000, batch_size=16, settings=None,
-    num_parts=1, part_index=0, restart=False, on_start=None,
+    num_parts=1, part_index=0, restart=False, on_start=None, dtype="float32",
 ):
     """Resumable, partitionable `write_region_features`: caches this part's unfinished shards of ``records``.
 
@@ -359,6 +353,7 @@ def cache_region_shards(
         num_parts, part_index: this call caches only the shards k with k % num_parts == part_index.
         restart: delete the folder's earlier index, plan, sidecars and shards first instead of resuming.
         on_start: optional `on_start(images_to_extract, shards_kept)`, called once before the first batch.
+        dtype: "float32", or "float16" (half the disk and I/O; `FeatureStore` reads it back as float32).
 
     Returns:
         A `CachingResult`; its `index` is set when every shard of the folder is finished.
@@ -371,6 +366,8 @@ def cache_region_shards(
         raise ValueError(f"shard_size must be >= 1, received {shard_size}")
     if num_parts < 1 or not 0 <= part_index < num_parts:
         raise ValueError(f"part index must be in 0..num_parts - 1, received {part_index} of {num_parts} parts")
+    if dtype not in STORE_DTYPES:
+        raise ValueError(f"dtype must be one of {STORE_DTYPES}, received {dtype!r}")
     if not records:
         raise ValueError(f"{out_dir}: no records to cache")
     if restart and num_parts > 1:
@@ -387,6 +384,7 @@ def cache_region_shards(
             [np.asarray(boxes[name], np.float32).tolist() if name in boxes else None for name in filenames]
         ),
         **(settings or {}),
+        **({"dtype": dtype} if dtype != "float32" else {}),  # float32 plans keep their earlier fingerprint
     }
     plan = CachingPlan(out_dir, filenames, int(shard_size), regions, fingerprint)
     os.makedirs(out_dir, exist_ok=True)

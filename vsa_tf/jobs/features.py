@@ -117,6 +117,7 @@ def cache_region_features(
     restart=False,
     region_mode="roi_align",
     crop_size=112,
+    dtype="float32",
 ):
     """Runs the frozen pretrained backbone over a dataset's images once and writes sharded TFRecords.
 
@@ -142,6 +143,7 @@ def cache_region_features(
             (each region cropped, resized to `crop_size` and run through the backbone: the paper's R-CNN
             features; `vsa_tf.pretrained.region_features`).
         crop_size: side of the resized crops of region_mode "crop".
+        dtype: "float32", or "float16" (half the disk and I/O, read back as float32).
 
     Returns:
         dict: `count`, `regions`, `dims`, the number of `shards` of the whole store, `complete` (the
@@ -179,7 +181,7 @@ def cache_region_features(
     result = cache_region_shards(
         records, image_root, boxes, config, progress.wrap(extractor), out_dir, shard_size=shard_size,
         batch_size=batch_size, settings=settings, num_parts=num_parts, part_index=part_index, restart=restart,
-        on_start=progress.start,
+        on_start=progress.start, dtype=dtype,
     )
     seconds = time.perf_counter() - start
     return {
