@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -36,6 +35,7 @@ def build_blocking(*args, **kwargs):
     def blocking(batch):
         calls.append(1)
         if len(calls) >= 6:
+            print("blocked", flush=True)  # the parent's cue: shards 0 and 1 done, shard 2 under way
             threading.Event().wait()  # until SIGKILL
         return extractor(batch)
     return blocking
@@ -61,16 +61,13 @@ def write_world(root, count=8):
     return root
 
 
-def wait_for(path, process, seconds=300):
-    """Polls until `path` exists; fails if the child exits first (or after `seconds`, a hung start)."""
-    deadline = time.monotonic() + seconds
-    while not os.path.exists(path):
-        if process.poll() is not None:
-            pytest.fail(f"the caching process exited ({process.returncode}) before {path} appeared: {process.stderr.read()}")
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"{path} did not appear within {seconds} s")
-        time.sleep(0.05)
+def wait_until_blocked(process, stderr_path):
+    """Reads the child's stdout until it says it is blocked (an event, not a clock); fails if it exits first."""
+    for line in process.stdout:
+        if line.strip() == "blocked":
+            return
+    process.wait()
+    pytest.fail(f"the caching process exited ({process.returncode}) before blocking: {stderr_path.read_text()}")
 
 
 def test_a_run_killed_with_sigkill_resumes_to_the_store_of_one_run(tmp_path, monkeypatch):
@@ -79,17 +76,18 @@ def test_a_run_killed_with_sigkill_resumes_to_the_store_of_one_run(tmp_path, mon
     out = tmp_path / "killed"
     child = CHILD.replace("{settings}", repr(SETTINGS))
     environment = dict(os.environ, PYTHONPATH=REPOSITORY + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    process = subprocess.Popen(
-        [sys.executable, "-c", child, str(root), str(out), weights], cwd=REPOSITORY, env=environment,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
+    stderr_path = tmp_path / "child.stderr"  # a file, not a pipe: the progress bar cannot fill it and block the child
+    with open(stderr_path, "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-c", child, str(root), str(out), weights], cwd=REPOSITORY, env=environment,
+            stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )
     try:
-        wait_for(out / "caching" / "features-00001-of-00004.json", process)  # shard 1 finished
-        wait_for(out / ".tmp-features-00002-of-00004.tfrecord", process)  # shard 2 under way
+        wait_until_blocked(process, stderr_path)
     finally:
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
-        process.stderr.close()
+        process.stdout.close()
     assert process.returncode == -signal.SIGKILL
     assert sorted(name for name in os.listdir(out) if name.endswith(".tfrecord")) == [
         ".tmp-features-00002-of-00004.tfrecord", *SHARD_FILES[:2]
