@@ -10,6 +10,7 @@ from vsa_tf.config import (
     DataConfig,
     EmbeddingConfig,
     ImageEncoderConfig,
+    ProposalConfig,
     load_config,
     migrate_flat_image_fields,
     save_config,
@@ -54,6 +55,17 @@ def test_configs_of_runs_saved_before_a_field_existed_load_with_the_value_they_w
     # Today's defaults: early stopping after 5 epochs, Adam 1e-3 for the aligner, a pretrained CNN for the captioner.
     assert (AlignmentConfig().patience, AlignmentConfig().optimizer, AlignmentConfig().learning_rate) == (5, "adam", 1e-3)
     assert CaptionConfig().image_pretraining == "alignment"
+
+
+def test_proposal_runs_saved_before_feature_stride_keep_the_backbones_output_map(tmp_path):
+    values = ProposalConfig().to_dict()
+    del values["feature_stride"]
+    path = tmp_path / "proposals.json"
+    path.write_text(json.dumps(values))
+    assert load_config(ProposalConfig, str(path)).feature_stride is None
+    assert ProposalConfig().feature_stride == 16
+    with pytest.raises(ValueError, match="ProposalConfig.feature_stride must be >= 1 or None, received 0"):
+        ProposalConfig(feature_stride=0)
 
 
 @pytest.mark.parametrize("value", [-1, 1.5, True, "3"])

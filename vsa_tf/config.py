@@ -304,7 +304,8 @@ def migrate_flat_image_fields(values, dropped=()):
 # Fields added after runs were saved without them -> the value those runs were trained with
 # (none stopped early; no captioner pretrained its CNN on the alignment objective; every alignment
 # model was trained with SGD before `optimizer` existed).
-FIELDS_OF_OLDER_RUNS = {"patience": 0, "image_pretraining": "none", "optimizer": "sgd", "upsampling": 1, "horizontal_flip": False}
+FIELDS_OF_OLDER_RUNS = {"patience": 0, "image_pretraining": "none", "optimizer": "sgd", "upsampling": 1, "horizontal_flip": False,
+                        "feature_stride": None}
 IMAGE_PRETRAININGS = ("alignment", "none")
 
 
@@ -642,6 +643,12 @@ class ProposalConfig(ConfigMixin):
         anchor_sizes: square anchor sides in pixels of the resized image (`data.image_size`).
         aspect_ratios: anchor height / width ratios.
         filters: channels of the head's 3 x 3 convolution.
+        feature_stride: the stride of the backbone map the head reads: 16 taps the last stride-16 map of a
+            stride-32 backbone (EfficientNet's, MobileNetV2's) from the same pass that computes the region
+            features' map, as Faster R-CNN reads VGG16's stride-16 conv5; a backbone whose output is
+            already at this stride or finer (the simple CNN, VGG16, ResNet50) uses its output, as does
+            a stride equal to the backbone's (32 for EfficientNet). None (runs saved before the field
+            existed): the output map.
         upsampling: the head resizes the backbone's map by this factor (bilinear) before its convolution,
             so anchors are laid at stride / upsampling (16 on EfficientNet's stride-32 map) from the same
             backbone pass as the region features.
@@ -666,6 +673,7 @@ class ProposalConfig(ConfigMixin):
     anchor_sizes: typing.Tuple[float, ...] = (16.0, 32.0, 64.0, 128.0)
     aspect_ratios: typing.Tuple[float, ...] = (0.5, 1.0, 2.0)
     filters: int = 256
+    feature_stride: typing.Optional[int] = 16
     upsampling: int = 1
     horizontal_flip: bool = False
     positive_iou: float = 0.7
@@ -696,11 +704,13 @@ class ProposalConfig(ConfigMixin):
         for field_name in ("filters", "upsampling", "samples_per_image", "max_proposals", "batch_size", "epochs"):
             if int(getattr(self, field_name)) < 1:
                 raise ValueError(f"ProposalConfig.{field_name} must be >= 1, received {getattr(self, field_name)!r}")
+        if self.feature_stride is not None and int(self.feature_stride) < 1:
+            raise ValueError(f"ProposalConfig.feature_stride must be >= 1 or None, received {self.feature_stride!r}")
         check_patience("ProposalConfig", self.patience)
 
     @classmethod
     def migrate(cls, values):
-        return fill_fields_of_older_runs(values, ("upsampling", "horizontal_flip"))
+        return fill_fields_of_older_runs(values, ("upsampling", "horizontal_flip", "feature_stride"))
 
 
 @dataclasses.dataclass

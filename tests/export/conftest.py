@@ -226,19 +226,21 @@ def make_run_folders(root, vocabulary):
 MAX_PROPOSALS = 4
 
 
-def build_proposal_model(backbone=None, image_size=IMAGE_SIZE, seed=3):
+def build_proposal_model(backbone=None, image_size=IMAGE_SIZE, seed=3, feature_layer=None):
     """A tiny `ProposalModel` on a "simple" (4, 8) backbone (stride 2), random head with non-zero deltas.
 
     ``backbone``: a built `Backbone` whose weights the proposal network's backbone copies (the
     exported model's region backbone: a shared feature map); None keeps its own random weights.
+    ``feature_layer``: "conv1" lays the anchors on the stride-1 map tapped before the backbone's output.
     """
     from vsa_tf.layers.backbones import Backbone
     from vsa_tf.models.proposal_model import ProposalModel
 
     keras.utils.set_random_seed(seed)
     model = ProposalModel(
-        image_size=image_size, feature_stride=2, anchor_sizes=(8, 16), aspect_ratios=(0.5, 1.0, 2.0), filters=4,
-        max_proposals=MAX_PROPOSALS, backbone=Backbone("simple", filters=(4, 8), name="backbone"), name="proposal_model",
+        image_size=image_size, feature_stride=1 if feature_layer else 2, anchor_sizes=(8, 16), aspect_ratios=(0.5, 1.0, 2.0),
+        filters=4, max_proposals=MAX_PROPOSALS, backbone=Backbone("simple", filters=(4, 8), name="backbone"),
+        feature_layer=feature_layer, name="proposal_model",
     )
     model({"images": np.zeros((1, image_size[0], image_size[1], 3), np.float32)})
     # Spread objectness logits and non-zero deltas: distinct scores keep the proposals' order clear of float noise.
@@ -276,11 +278,11 @@ def proposal_run_folder(root, image_size=IMAGE_SIZE, backbone=None):
 
 @pytest.fixture(scope="session")
 def captioner_proposals_signatures(captioner_signatures, vocabulary):
-    """The session's captioner with a proposal network sharing its backbone."""
+    """The session's captioner with a proposal network sharing its backbone (its anchors on the tapped conv1 map)."""
     from vsa_tf.export.captioner import CaptionerSignatures
 
     model = captioner_signatures.model
-    proposal_model = build_proposal_model(model.feature_extractor.backbone_layer)
+    proposal_model = build_proposal_model(model.feature_extractor.backbone_layer, feature_layer="conv1")
     return CaptionerSignatures(model, vocabulary, IMAGE_SIZE, beam_size=BEAM, max_length=MAX_LENGTH, proposal_model=proposal_model)
 
 

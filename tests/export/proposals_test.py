@@ -119,6 +119,7 @@ def test_one_backbone_pass_where_the_proposal_backbone_is_the_region_backbone(
     captioner_proposals_signatures, aligner_proposals_signatures
 ):
     assert captioner_proposals_signatures.proposals.shares_backbone
+    assert captioner_proposals_signatures.proposals.proposal_model.feature_layer == "conv1"  # a map tapped on the way
     regions = conv_count(captioner_proposals_signatures, "caption_regions")
     assert regions == BACKBONE_CONVOLUTIONS
     assert conv_count(captioner_proposals_signatures, "caption_proposals") == regions + HEAD_CONVOLUTIONS

@@ -109,3 +109,30 @@ def test_simple_backbone_weights_of_another_shape_are_named(tmp_path):
     source.network.save_weights(path)
     with pytest.raises(ValueError, match="Could not load simple-backbone weights"):
         Backbone("simple", filters=(6, 8), weights_path=path)(np.zeros((1, 8, 8, 3), "float32"))
+
+
+def test_maps_taps_a_layer_and_the_output_from_one_pass():
+    backbone = Backbone("simple", filters=(2, 3, 4))
+    images = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
+    output = np.asarray(backbone(images))
+    assert [backbone.layer_at_stride(stride) for stride in (1, 2, 4)] == ["conv1", "conv2", None]
+    tapped, same_output = backbone.maps(images, "conv2")
+    assert tuple(tapped.shape) == (2, 8, 8, 3)
+    np.testing.assert_allclose(np.asarray(same_output), output, rtol=1e-6)
+    weight_count = len(backbone.weights)
+    assert backbone.maps(images, None)[0].shape == output.shape and len(backbone.weights) == weight_count  # no new weights
+    with pytest.raises(ValueError, match=r"the simple backbone has maps at strides \[1, 2, 4\], received stride 16"):
+        backbone.layer_at_stride(16)
+    with pytest.raises(ValueError, match="the simple backbone has no layer 'conv9'"):
+        backbone.maps(images, "conv9")
+
+
+def test_efficientnet_lite_taps_its_last_stride_16_map():
+    backbone = build_backbone("efficientnet_lite_b0", trainable=False, input_shape=(64, 64, 3))
+    images = np.random.default_rng(1).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
+    layer = backbone.layer_at_stride(16)
+    tapped, output = backbone.maps(images, layer)
+    assert layer == "block6a_expand_activation" and tuple(tapped.shape) == (1, 4, 4, 672)
+    np.testing.assert_allclose(np.asarray(output), np.asarray(backbone(images)), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"has maps at strides \[16, 32\], received stride 8"):
+        backbone.layer_at_stride(8)

@@ -76,3 +76,28 @@ def test_upsampling_lays_anchors_at_the_finer_stride_and_round_trips(tmp_path):
     np.testing.assert_allclose(np.asarray(restored({"feature_map": feature_map})[0]), np.asarray(logits), rtol=1e-5)
     with pytest.raises(ValueError, match="upsampling must be an integer >= 1 dividing feature_stride 8, received 3"):
         ProposalModel(image_size=(32, 32), feature_stride=8, upsampling=3)
+
+
+def test_a_feature_layer_lays_the_anchors_on_a_map_tapped_from_the_backbone_and_round_trips(tmp_path):
+    from vsa_tf.layers.backbones import Backbone
+
+    keras.utils.set_random_seed(0)
+    model = ProposalModel(
+        image_size=(16, 16), feature_stride=2, anchor_sizes=(4, 8), filters=4,
+        backbone=Backbone("simple", filters=(3, 5, 7)), feature_layer="conv2",
+    )
+    images = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
+    logits, deltas = model({"images": images})
+    # conv2 of the (3, 5, 7) CNN: an 8 x 8 x 5 map (stride 2), not the stride-4 output.
+    assert tuple(model.feature_map(images).shape) == (2, 8, 8, 5)
+    assert model.anchors.shape == (8 * 8 * 6, 4) and tuple(logits.shape) == (2, 384)
+    network = model.backbone.network
+    expected = keras.Model(network.inputs, network.get_layer("conv2").output)(images / 255.0)
+    np.testing.assert_allclose(np.asarray(model.feature_map(images)), np.asarray(expected), rtol=1e-5, atol=1e-6)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert restored.feature_layer == "conv2"
+    np.testing.assert_allclose(np.asarray(restored({"images": images})[1]), np.asarray(deltas), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="feature_layer 'conv2' names a backbone layer, but the model has no backbone"):
+        ProposalModel(image_size=(16, 16), feature_stride=2, feature_layer="conv2")

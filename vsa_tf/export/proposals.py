@@ -85,9 +85,9 @@ class ProposalStage:
 
     def feature_maps(self, images):
         """images float [B, H, W, 3] in 0..255 -> (proposal feature map, region feature map)."""
+        if self.shares_backbone:  # one backbone pass feeds both (the proposals' map may be a tapped earlier layer)
+            return self.feature_extractor.backbone_layer.maps(images, self.proposal_model.feature_layer, training=False)
         region_map = self.feature_extractor.backbone_layer(images, training=False)  # [B, h, w, C]
-        if self.shares_backbone:
-            return region_map, region_map  # one backbone pass feeds both
         return self.proposal_model.feature_map(images, training=False), region_map
 
     def propose(self, feature_map, heights, widths):

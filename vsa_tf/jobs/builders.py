@@ -109,8 +109,10 @@ def build_proposal_model(config, load_backbone_weights=True):
     image = _image_encoder(config, load_backbone_weights)
     height, width = (int(size) for size in config.data.image_size)
     backbone = build_backbone(image.backbone, image.weights, trainable=not image.frozen, input_shape=(height, width, 3), filters=image.filters)
+    feature_stride = backbone.stride if config.feature_stride is None else min(int(config.feature_stride), backbone.stride)
     model = ProposalModel(
-        image_size=(height, width), feature_stride=backbone.stride, anchor_sizes=config.anchor_sizes,
+        image_size=(height, width), feature_stride=feature_stride, feature_layer=backbone.layer_at_stride(feature_stride),
+        anchor_sizes=config.anchor_sizes,
         aspect_ratios=config.aspect_ratios, filters=config.filters, positive_iou=config.positive_iou,
         negative_iou=config.negative_iou, samples_per_image=config.samples_per_image,
         positive_fraction=config.positive_fraction, max_proposals=config.max_proposals,

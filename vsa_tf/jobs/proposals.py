@@ -88,16 +88,19 @@ class ProposalTask(trainer.TrainingTask):
         batches = pipelines.proposal_dataset(records, config.data.images, boxes, config.data, FEATURE_BATCH_SIZE)
         if not config.image.frozen:
             return batches.unbatch().map(lambda example: {key: example[key] for key in ("images", "boxes", "box_mask")})
+        # Kept as float16 (half the memory of a split's maps; a stride-16 map of a 224 x 224 image is
+        # 14 x 14 x 672) and cast back per example.
         maps, boxes_list, masks = [], [], []
         progress = keras.utils.Progbar(len(records), unit_name="image")
         for batch in batches:
-            maps.append(np.asarray(self._model.feature_map(batch["images"], training=False)))
+            maps.append(np.asarray(self._model.feature_map(batch["images"], training=False), dtype=np.float16))
             boxes_list.append(batch["boxes"].numpy())
             masks.append(batch["box_mask"].numpy())
             progress.add(len(maps[-1]))
-        return tf.data.Dataset.from_tensor_slices(
+        examples = tf.data.Dataset.from_tensor_slices(
             {"feature_map": np.concatenate(maps), "boxes": np.concatenate(boxes_list), "box_mask": np.concatenate(masks)}
         )
+        return examples.map(lambda example: {**example, "feature_map": tf.cast(example["feature_map"], tf.float32)})
 
     def callbacks(self, run, data, validation_batches):
         if validation_batches is None:

@@ -28,6 +28,16 @@ APPLICATION_BACKBONES = {
 }
 BACKBONE_NAMES = ("simple",) + tuple(APPLICATION_BACKBONES)
 
+# name -> the last stride-16 layer of the networks whose output is at stride 32: the map Faster R-CNN's
+# RPN reads (conv5 of VGG16), tapped from the same pass that computes the output (`Backbone.maps`).
+# EfficientNet's and MobileNetV2's choice is the expansion of the first stride-32 block, whose input
+# is the last stride-16 map (the layer SSDLite taps in MobileNetV2).
+STRIDE_16_LAYERS = {
+    "mobilenet_v2": "block_13_expand_relu",
+    "efficientnet_b0": "block6a_expand_activation",
+    "efficientnet_lite_b0": "block6a_expand_activation",
+}
+
 # ImageNet BGR channel means used by the "caffe" preprocessing of VGG16 / ResNet50.
 _CAFFE_MEANS_BGR = (103.939, 116.779, 123.68)
 
@@ -50,6 +60,13 @@ def _construct_application(name, input_shape, weights_path):
     if weights_path:
         network.load_weights(weights_path)
     return network
+
+
+class _TappedNetworks:
+    """{layer name: functional view of a backbone's network with two outputs}, untracked by Keras."""
+
+    def __init__(self):
+        self.networks = {}
 
 
 @keras.saving.register_keras_serializable(package="vsa_tf")
@@ -107,6 +124,9 @@ class Backbone(keras.layers.Layer):
         # was called), and a built Keras layer cannot take new state. (Not here: an application network
         # reads its weights file, and the layers' default seeds are drawn in the order they are created.)
         self.network = None
+        # Layer name -> a two-output view of `network` (its layers, no new weights), in a plain holder:
+        # Keras would track a dict attribute and refuse new entries once the layer is built.
+        self._tapped = _TappedNetworks()
 
     def _simple_network(self):
         network = keras.Sequential(name="simple_convnet")
@@ -122,6 +142,60 @@ class Backbone(keras.layers.Layer):
             return 2 ** (len(self.filters) - 1)
         _, feature_layer, _ = APPLICATION_BACKBONES[self.architecture]
         return 16 if feature_layer else 32
+
+    def layer_at_stride(self, stride):
+        """The name of the layer whose map `maps` taps at `stride`, or None for the output's own stride.
+
+        Raises:
+            ValueError: a stride the backbone has no tap for (it names the strides it has).
+        """
+        stride = int(stride)
+        if stride == self.stride:
+            return None
+        if self.architecture == "simple":
+            block = stride.bit_length()  # conv{k} is at stride 2 ** (k - 1), before its max-pool
+            if stride >= 1 and stride & (stride - 1) == 0 and block <= len(self.filters):
+                return f"conv{block}"
+            available = [2**index for index in range(len(self.filters))]
+        else:
+            if stride == 16 and self.architecture in STRIDE_16_LAYERS:
+                return STRIDE_16_LAYERS[self.architecture]
+            available = [self.stride] + ([16] if self.architecture in STRIDE_16_LAYERS else [])
+        raise ValueError(f"the {self.architecture} backbone has maps at strides {sorted(available)}, received stride {stride!r}")
+
+    def maps(self, images, layer_name, training=None):
+        """(the map of layer `layer_name`, the output map) of 0..255 images, from one pass of the network.
+
+        `layer_name` is a layer of the network (`layer_at_stride` gives the stride-16 one); None returns
+        the output map twice.
+        """
+        if layer_name is None:
+            output = self(images, training=training)
+            return output, output
+        if not self.built:
+            self.build(tuple(images.shape))
+        if layer_name not in self._tapped.networks:
+            self._tapped.networks[layer_name] = self._tapped_network(layer_name)
+        images = ops.cast(images, self.compute_dtype)
+        tapped, output = self._tapped.networks[layer_name](self._scale(images), training=False if self.frozen else training)
+        return tapped, output
+
+    def _tapped_network(self, layer_name):
+        """A functional model over the network's own layers returning [map of `layer_name`, output]."""
+        network = self.network
+        inner = None
+        if self.architecture == "efficientnet_lite_b0":  # pixel scaling, then keras-cv's backbone nested as one layer
+            inner = network.get_layer(efficientnet_lite.BACKBONE_NAME)
+        holder = inner if inner is not None else network
+        try:
+            tapped = holder.get_layer(layer_name).output
+        except ValueError:
+            raise ValueError(f"the {self.architecture} backbone has no layer {layer_name!r}") from None
+        two_outputs = keras.Model(holder.inputs, [tapped, holder.outputs[0]], name=f"{holder.name}_tapped")
+        if inner is None:
+            return two_outputs
+        inputs = keras.Input(shape=tuple(network.inputs[0].shape[1:]))
+        return keras.Model(inputs, two_outputs(network.get_layer(efficientnet_lite.SCALING_NAME)(inputs)), name=f"{network.name}_tapped")
 
     def build(self, input_shape):
         if self.network is None:

@@ -40,7 +40,7 @@ class ProposalModel(keras.Model):
 
     Args:
         image_size: (height, width) of the images the feature maps come from (the anchors are laid on it).
-        feature_stride: pixels per feature-map cell (the backbone's output stride).
+        feature_stride: pixels per feature-map cell (the backbone's output stride, or its `feature_layer`'s).
         upsampling: the head resizes the map by this factor first (`RegionProposalHead`), so the anchors
             are laid at stride `feature_stride / upsampling` (must divide it).
         anchor_sizes: square anchor sides in pixels.
@@ -52,6 +52,8 @@ class ProposalModel(keras.Model):
         seed: seed of the anchor sampling.
         backbone: optional `vsa_tf.layers.backbones.Backbone` computing the feature map from `images`
             (its weights are saved with the model, so a run folder holds the whole proposal network).
+        feature_layer: optional name of the backbone layer whose map the head reads (`Backbone.maps`,
+            e.g. `Backbone.layer_at_stride(16)`); None: the backbone's output.
 
     Call arguments:
         inputs: dict with `feature_map` float [B, h, w, C], or `images` float [B, H, W, 3] in 0..255
@@ -90,12 +92,16 @@ class ProposalModel(keras.Model):
         seed=None,
         backbone=None,
         upsampling=1,
+        feature_layer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if isinstance(backbone, dict):
             backbone = keras.saving.deserialize_keras_object(backbone)
         self.backbone = backbone
+        self.feature_layer = feature_layer
+        if feature_layer is not None and backbone is None:
+            raise ValueError(f"feature_layer {feature_layer!r} names a backbone layer, but the model has no backbone")
         if float(box_loss_weight) < 0:
             raise ValueError(f"box_loss_weight must be >= 0, received {box_loss_weight!r}")
         self.image_size = (int(image_size[0]), int(image_size[1]))
@@ -136,7 +142,10 @@ class ProposalModel(keras.Model):
         if shape is None:
             images = input_shape["images"] if isinstance(input_shape, dict) else input_shape
             self.backbone.build(images)
-            shape = self.backbone.compute_output_shape(images)
+            if self.feature_layer is None:
+                shape = self.backbone.compute_output_shape(images)
+            else:
+                shape = tuple(self.feature_map(keras.ops.zeros((1,) + tuple(images[1:]))).shape)
         self.head.build(shape)
         self.built = True
 
@@ -144,7 +153,9 @@ class ProposalModel(keras.Model):
         """The backbone's feature map of 0..255 images float [B, H, W, 3] (a model with a backbone only)."""
         if self.backbone is None:
             raise ValueError("this ProposalModel has no backbone: give `feature_map` instead of `images`")
-        return self.backbone(images, training=training)
+        if self.feature_layer is None:
+            return self.backbone(images, training=training)
+        return self.backbone.maps(images, self.feature_layer, training=training)[0]
 
     def call(self, inputs, training=None):
         feature_map = inputs["feature_map"] if "feature_map" in inputs else self.feature_map(inputs["images"], training=training)
@@ -211,6 +222,7 @@ class ProposalModel(keras.Model):
                 "min_size": self.min_size,
                 "seed": self.seed,
                 "backbone": None if self.backbone is None else keras.saving.serialize_keras_object(self.backbone),
+                "feature_layer": self.feature_layer,
             }
         )
         return config

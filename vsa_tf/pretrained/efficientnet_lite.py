@@ -30,6 +30,7 @@ FEATURE_DIM = 1280  # channels of the final feature map (`top_activation`)
 FEATURE_STRIDE = 32  # input pixels per feature-map cell
 NUM_IMAGENET_CLASSES = 1000
 BACKBONE_NAME = "efficientnet_lite0_backbone"
+SCALING_NAME = "pixel_scaling"  # the Rescaling layer in front of the backbone
 
 
 def build_efficientnet_lite(
@@ -66,7 +67,7 @@ def build_efficientnet_lite(
     if weights_path is not None and not os.path.isfile(weights_path):
         raise ValueError(f"EfficientNet-Lite weights file not found: {weights_path!r}")
     inputs = keras.Input(shape=input_shape, name="images")  # [B, H, W, 3] pixels in 0..255
-    scaled = keras.layers.Rescaling(1.0 / INPUT_SCALE, offset=-INPUT_OFFSET / INPUT_SCALE, name="pixel_scaling")(inputs)
+    scaled = keras.layers.Rescaling(1.0 / INPUT_SCALE, offset=-INPUT_OFFSET / INPUT_SCALE, name=SCALING_NAME)(inputs)
     backbone = EfficientNetLiteBackbone(
         include_rescaling=False,
         width_coefficient=1.0,
