@@ -307,6 +307,7 @@ def migrate_flat_image_fields(values, dropped=()):
 FIELDS_OF_OLDER_RUNS = {"patience": 0, "image_pretraining": "none", "optimizer": "sgd", "upsampling": 1, "horizontal_flip": False,
                         "feature_stride": None}
 IMAGE_PRETRAININGS = ("alignment", "none")
+GROUNDING_BETAS = (0.0, 0.5, 1.0, 2.0, 5.0)  # the MRF smoothing values every grounding table reports
 
 
 def fill_fields_of_older_runs(values, fields=("patience",)):
@@ -757,7 +758,7 @@ class PipelineSettings(ConfigMixin):
     caption_hidden: int = 256
     caption_learning_rate: float = 3e-4
     caption_max_words: int = 24
-    betas: typing.Tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 5.0)
+    betas: typing.Tuple[float, ...] = GROUNDING_BETAS
     snippet_beta: float = 1.0
     beam_size: int = 7
     caption_eval_images: typing.Optional[int] = 300

@@ -5,6 +5,7 @@ full disk never leaves a half-written file where a finished one was, and every f
 permissions a plain ``open()`` would give it.
 """
 
+import hashlib
 import os
 import tempfile
 
@@ -77,3 +78,12 @@ def atomic_save_weights(model, path):
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def file_sha256(path):
+    """The SHA-256 hex digest of a file's bytes, read in 1 MB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -62,8 +62,10 @@ def test_run_form_calls_the_grounding_report(tmp_path, capsys, monkeypatch):
     assert (data_config.dataset, data_config.images, data_config.proposals, data_config.features) == ("d.json", "img", "PROP", "feat")
     assert data_config.boxes is None
     assert options == {"split": "val", "betas": [0.0, 2.0], "baseline_runs": ["BOW", "BOW2"], "seed": 3, "iou_threshold": 0.5}
-    printed = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
     assert printed["methods"]["argmax"]["phrase_accuracy_head"] == 0.5 and json.loads(out_path.read_text()) == printed
+    assert "| argmax | 50.0 % | 25.0 % | 4 |" in captured.err.splitlines()  # the table, on stderr
 
     assert cli.main(["evaluate-alignment", "--run", "RUN", "--boxes", "b.json", "--truth", "t.json", "--split", "test"]) == 0
     _, data_config, _, options = calls[1]

@@ -38,11 +38,12 @@ def make_records(indices, seed=1):
     return records
 
 
-def in_memory_pairs(store, records):
-    """What the in-memory path built: every (record, sentence) in order, features gathered from `load`."""
-    values, masks = store.load([record.filename for record in records])
+def in_memory_pairs(values, masks, records):
+    """What the in-memory path built: every (record, sentence) in order, with the features written to the
+    store (`write_random_store`'s arrays, not read back through the code under test)."""
     pairs = {"region_features": [], "region_mask": [], "text": [], "image_id": []}
-    for row, record in enumerate(records):
+    for record in records:
+        row = int(record.filename[len("image_"):-len(".png")])
         for sentence in record.sentences:
             pairs["region_features"].append(values[row])
             pairs["region_mask"].append(masks[row])
@@ -58,9 +59,9 @@ def concatenated(dataset, keys):
 
 
 def test_ordered_pairs_equal_the_in_memory_path(tmp_path):
-    store, _, _ = write_random_store(tmp_path / "store", 45)
+    store, values, masks = write_random_store(tmp_path / "store", 45)
     records = make_records(range(3, 45, 2))  # a split: every other image, in the store's order
-    expected = in_memory_pairs(store, records)
+    expected = in_memory_pairs(values, masks, records)
     streamed = pipelines.ranking_dataset(records, None, None, VOCABULARY, CONFIG, 7, shuffle=False, features=store)
     received = concatenated(streamed, ["region_features", "region_mask", "tokens", "image_id"])
     for key in received:
@@ -76,9 +77,9 @@ def test_ordered_pairs_equal_the_in_memory_path(tmp_path):
 
 def test_shuffled_pairs_are_the_same_examples_in_a_new_order_each_epoch(tmp_path, monkeypatch):
     monkeypatch.setattr(pipelines, "SHUFFLE_BUFFER_MAX_EXAMPLES", 8)  # buffers far smaller than the split
-    store, _, _ = write_random_store(tmp_path / "store", 60)
+    store, values, masks = write_random_store(tmp_path / "store", 60)
     records = make_records(range(0, 60, 3))
-    expected = in_memory_pairs(store, records)
+    expected = in_memory_pairs(values, masks, records)
 
     def as_rows(pairs):
         rows = [
@@ -107,7 +108,7 @@ def test_images_in_record_order_when_the_store_order_differs(tmp_path, monkeypat
     np.testing.assert_array_equal(received["region_features"], values[indices])
     np.testing.assert_array_equal(received["region_mask"], masks[indices])
     np.testing.assert_array_equal(received["image_index"], np.arange(len(indices)))
-    expected = in_memory_pairs(store, records)
+    expected = in_memory_pairs(values, masks, records)
     pairs = concatenated(
         pipelines.ranking_dataset(records, None, None, VOCABULARY, CONFIG, 3, shuffle=False, features=store),
         ["region_features", "tokens", "image_id"],

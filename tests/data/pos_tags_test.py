@@ -46,6 +46,9 @@ def test_dataset_tags_prefers_truth_and_falls_back(tmp_path):
     assert tags["b.jpg"] == [["DET", "ADJ"]]
     with pytest.raises(ValueError, match="not found"):
         pos_tags.read_truth_tags(str(tmp_path / "missing.json"))
+    (tmp_path / "latin1.json").write_bytes('{"images": {"é.jpg": {}}}'.encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1.json: not UTF-8 text"):
+        pos_tags.read_truth_tags(str(tmp_path / "latin1.json"))
 
 
 HAND_TAGGED = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures", "pos", "hand_tagged_captions.txt")
@@ -101,7 +104,9 @@ def test_spacy_tag_mapping():
     assert pos_tags.universal_tag_of_spacy("SYM") == "X" and pos_tags.universal_tag_of_spacy("SPACE") == "X"
     assert pos_tags.universal_tag_of_spacy("AUX") == "AUX" and pos_tags.universal_tag_of_spacy("PROPN") == "PROPN"
     assert pos_tags.universal_tag_of_spacy("BOGUS") == "X"
-    assert all(pos_tags.universal_tag_of_spacy(tag) in pos_tags.UNIVERSAL_TAGS for tag in SPACY_UNIVERSAL_TAGS)
+    # Every tag spaCy gives keeps its name (UNIVERSAL_TAGS covers them) but the three renamed ones.
+    expected = {tag: tag for tag in SPACY_UNIVERSAL_TAGS} | {"PUNCT": ".", "SYM": "X", "SPACE": "X"}
+    assert {tag: pos_tags.universal_tag_of_spacy(tag) for tag in SPACY_UNIVERSAL_TAGS} == expected
 
 
 # The tags spaCy's English models give in `token.pos_`.

@@ -135,3 +135,23 @@ def test_cached_features_need_the_backbone_weights(tmp_path):
     with pytest.raises(ValueError, match="feature_mode 'cached' needs backbone_weights"):
         pipeline.run_pipeline(config, str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_snippets_with_val_as_the_evaluation_split_reuse_the_beta_tables_scoring(shared, tmp_path):
+    # A dataset without a test split: the β table is measured on val, and val's snippets for the region
+    # captioner come from that one scoring (snippet_beta 2.0 is not among the table's β).
+    from vsa_tf.align.snippets import read_snippets
+    from vsa_tf.data.readers import read_dataset
+    from vsa_tf.jobs import alignment
+    from vsa_tf.jobs.demo import PipelineFolders, snippet_alignment
+
+    config = dataclasses.replace(shared["config"], snippet_beta=2.0)
+    folders = PipelineFolders(str(tmp_path / "val_only"))
+    os.makedirs(folders.runs)
+    os.makedirs(folders.figures)
+    brnn = str(shared["out"] / "runs" / "alignment_brnn")
+    truth = json.loads(open(config.truth).read())
+    accuracy, _ = snippet_alignment(config, brnn, read_dataset(config.data.dataset), truth, config.truth, folders, split="val")
+    assert set(accuracy) == {"0.0", "1.0"}
+    assert read_snippets(folders.val_snippets) == alignment.align_split(brnn, split="val", beta=2.0)
+    assert read_snippets(folders.train_snippets) == alignment.align_split(brnn, split="train", beta=2.0)

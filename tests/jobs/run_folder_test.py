@@ -45,6 +45,10 @@ def test_open_run_names_the_folder_in_its_errors(tmp_path):
     (tmp_path / "broken" / "config.json").write_text(json.dumps({"hidden_dim": 8}))
     with pytest.raises(ValueError, match="has no 'kind' field"):
         Run.open(str(tmp_path / "broken"), "caption")
+    (tmp_path / "latin1").mkdir()
+    (tmp_path / "latin1" / "config.json").write_bytes('{"kind": "caption", "note": "café"}'.encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1/config.json: not UTF-8 text"):
+        Run.open(str(tmp_path / "latin1"), "caption")
 
 
 def test_open_run_reads_a_run_saved_before_the_pooling_field_as_average(tmp_path):

@@ -5,13 +5,14 @@ Two forms: `--snippets S --truth T` scores a snippets file (`vsa-tf align`); `--
 table beside its baselines (`vsa_tf.jobs.alignment.grounding_report`).
 """
 
+import sys
+
 from vsa_tf import config
 from vsa_tf.commands import print_json
 from vsa_tf.commands.config_arguments import add_config_arguments, config_from_arguments
 
 # The data locations of the --run form (as `vsa-tf align`): the run's other data settings are kept.
 RUN_DATA_FIELDS = ("dataset", "images", "boxes", "proposals", "features", "split_of_file", "split_files")
-DEFAULT_BETAS = (0.0, 0.5, 1.0, 2.0, 5.0)  # `vsa_tf.jobs.alignment.GROUNDING_BETAS` (no TensorFlow import here)
 
 
 def register(subparsers):
@@ -34,7 +35,7 @@ def register(subparsers):
     group = parser.add_argument_group("with --run")
     add_config_arguments(group, config.DataConfig, fields=RUN_DATA_FIELDS, config_file=False, default_help="the run's")
     group.add_argument("--split", default="val", help="split to evaluate (default val)")
-    group.add_argument("--betas", type=float, nargs="+", default=list(DEFAULT_BETAS), metavar="BETA",
+    group.add_argument("--betas", type=float, nargs="+", default=list(config.GROUNDING_BETAS), metavar="BETA",
                        help="MRF rewards to evaluate (default 0 0.5 1 2 5)")
     group.add_argument("--baseline-run", dest="baseline_runs", action="append", default=[], metavar="RUN",
                        help="another alignment run (e.g. the bag-of-words ablation) scored on the same phrases; repeatable")
@@ -45,6 +46,7 @@ def register(subparsers):
 def run_evaluate_alignment(args):
     if args.run is None:
         return _evaluate_snippets(args)
+    from vsa_tf.evaluation.alignment import grounding_table
     from vsa_tf.jobs import alignment
 
     data_config = config_from_arguments(args, config.DataConfig, for_run=True)
@@ -52,6 +54,7 @@ def run_evaluate_alignment(args):
         args.run, data_config, args.truth, split=args.split, betas=args.betas, baseline_runs=args.baseline_runs,
         seed=args.seed, iou_threshold=args.iou_threshold,
     )
+    print(grounding_table(report), file=sys.stderr)  # the table for people; stdout stays one JSON document
     print_json(report, args.json_path)
     return 0
 

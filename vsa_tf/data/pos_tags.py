@@ -16,11 +16,10 @@ The tags are the Universal POS tags (Petrov et al. 2012, plus the Universal Depe
 """
 
 import collections
-import json
 import os
 
 from vsa_tf.config import atomic_write_text
-from vsa_tf.data import synthetic
+from vsa_tf.data import readers, synthetic
 
 PAD_TAG = "<pad>"
 END_TAG = "<end>"
@@ -228,13 +227,7 @@ class TagVocabulary:
 
 def read_truth_tags(truth_path):
     """{filename: [tags or None per sentence]} from a synthetic truth.json (sentences' "pos" lists)."""
-    if not os.path.isfile(truth_path):
-        raise ValueError(f"truth file not found: {truth_path}")
-    try:
-        with open(truth_path, encoding="utf-8") as stream:
-            truth = json.load(stream)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{truth_path} is not valid JSON: {error}") from None
+    truth = readers.load_json(truth_path, "truth file")  # missing, malformed or not UTF-8: a ValueError naming it
     images = truth.get("images") if isinstance(truth, dict) else None
     if not isinstance(images, dict):
         raise ValueError(f"{truth_path}: expected an object with an 'images' mapping")

@@ -13,7 +13,6 @@ autograph, so per-image work is an explicit `tf.map_fn`.
 import tensorflow as tf
 
 from vsa_tf.data import boxes as boxes_lib
-from vsa_tf.data import image_limits
 from vsa_tf.data.pipelines import decode_and_resize_bytes  # re-exported: the one shared image decode
 
 # Input specs shared by the signatures: encoded images and client pixel boxes (-1 rows = padding).
@@ -21,9 +20,6 @@ IMAGE_BYTES_SPEC = tf.TensorSpec([None], tf.string, name="image_bytes")
 BOXES_SPEC = tf.TensorSpec([None, None, 4], tf.float32, name="boxes")
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-# Decompression-bomb limit, the one `vsa-tf validate` applies to dataset files (50 MP: above any photo
-# the models are trained on; a small request declaring 30,000 x 30,000 would allocate 2.7 GB to decode).
-MAX_IMAGE_PIXELS = image_limits.MAX_IMAGE_PIXELS
 
 
 def check_image_bytes(image_bytes, index):
@@ -46,7 +42,9 @@ def decode_images(image_bytes, image_size):
     """tf.string [B] -> (images float32 [B, H, W, 3], heights int32 [B], widths int32 [B]).
 
     Raises (at run time) InvalidArgumentError naming the element when one is not a JPEG or PNG, or
-    declares more than `MAX_IMAGE_PIXELS` pixels (checked from its header, before decoding).
+    declares more than `image_limits.MAX_IMAGE_PIXELS` pixels (the decompression-bomb limit `vsa-tf
+    validate` applies to dataset files; checked from its header before decoding, by
+    `decode_and_resize_bytes`).
     """
     image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
     image_size = tuple(int(size) for size in image_size)
@@ -56,9 +54,7 @@ def decode_images(image_bytes, image_size):
         encoded, index = inputs
         with tf.control_dependencies([check_image_bytes(encoded, index)]):
             encoded = tf.identity(encoded)
-        with tf.control_dependencies([image_limits.pixel_limit_assert(encoded, index, MAX_IMAGE_PIXELS)]):
-            encoded = tf.identity(encoded)
-        return decode_and_resize_bytes(encoded, image_size)
+        return decode_and_resize_bytes(encoded, image_size, name=index)
 
     indices = tf.range(tf.shape(image_bytes)[0])
     return tf.map_fn(

@@ -15,7 +15,7 @@ from PIL import Image
 
 from vsa_tf.align import mrf
 from vsa_tf.align import snippets as snippets_lib
-from vsa_tf.config import AlignmentConfig
+from vsa_tf.config import GROUNDING_BETAS, AlignmentConfig  # GROUNDING_BETAS: the β of a grounding table (the paper's figures: 1)
 from vsa_tf.data import boxes as boxes_lib
 from vsa_tf.data import pipelines
 from vsa_tf.data import validate
@@ -31,8 +31,6 @@ from vsa_tf.models.alignment_model import HardestNegativeWarmup
 from vsa_tf.visualize.alignment import plot_alignment
 
 EVALUATION_BATCH_SIZE = retrieval.EVALUATION_BATCH_SIZE
-# The MRF smoothings of a grounding table (`grounding_report`); the paper's figures use β = 1.
-GROUNDING_BETAS = (0.0, 0.5, 1.0, 2.0, 5.0)
 # An alignment run's CNN copied into a run that starts from it (a captioner, a proposal network).
 ALIGNMENT_CNN_FILE = "alignment_cnn.weights.h5"
 

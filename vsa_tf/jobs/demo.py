@@ -16,10 +16,10 @@ import json
 import os
 import statistics
 
+from vsa_tf.align import snippets as snippets_lib
 from vsa_tf.config import (
     AlignmentConfig,
     CaptionConfig,
-    DataConfig,
     EmbeddingConfig,
     ImageEncoderConfig,
     ProposalConfig,
@@ -36,7 +36,6 @@ from vsa_tf.evaluation.binding import twin_binding_accuracy
 from vsa_tf.jobs import alignment as alignment_job
 from vsa_tf.jobs import captioning as caption_job
 from vsa_tf.jobs import embedding as embedding_job
-from vsa_tf.jobs import export as export_job
 from vsa_tf.jobs import proposals as proposal_job
 from vsa_tf.jobs import retrieval as retrieval_job
 from vsa_tf.jobs import run_folder
@@ -175,12 +174,18 @@ def snippet_alignment(config, brnn, dataset, truth, truth_path, folders, split="
     β, figure paths)."""
     accuracy = {}
     truth_images = alignment_evaluation.read_truth(truth_path) if truth_path else None
-    for beta, snippets in alignment_job.align_split_for_betas(brnn, split=split, betas=config.betas).items():
+    # With val as the evaluation split, its snippets come from the same scoring as the β table.
+    betas = list(config.betas) + ([config.snippet_beta] if split == "val" and config.snippet_beta not in config.betas else [])
+    snippets_by_beta = alignment_job.align_split_for_betas(brnn, split=split, betas=betas)
+    for beta in config.betas:
         if truth_images is not None:
-            accuracy[str(beta)] = alignment_evaluation.evaluate_alignment(snippets, truth_images)
+            accuracy[str(beta)] = alignment_evaluation.evaluate_alignment(snippets_by_beta[beta], truth_images)
             print(f"    beta={beta}: {json.dumps(_short(accuracy[str(beta)]))}", flush=True)
     alignment_job.align_split(brnn, split="train", beta=config.snippet_beta, out=folders.train_snippets)
-    alignment_job.align_split(brnn, split="val", beta=config.snippet_beta, out=folders.val_snippets)
+    if split == "val":
+        snippets_lib.write_snippets(folders.val_snippets, snippets_by_beta[config.snippet_beta])
+    else:
+        alignment_job.align_split(brnn, split="val", beta=config.snippet_beta, out=folders.val_snippets)
     figures = []
     for index, record in enumerate(_multi_object_records(dataset.split(split), truth, count=3)):
         path = os.path.join(folders.figures, f"alignment_{index}.png")

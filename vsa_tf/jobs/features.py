@@ -24,6 +24,7 @@ from vsa_tf.config import DataConfig
 from vsa_tf.data import boxes as boxes_lib
 from vsa_tf.data import readers
 from vsa_tf.data.features import cache_region_shards
+from vsa_tf.files import file_sha256
 from vsa_tf.pretrained import efficientnet_lite
 from vsa_tf.pretrained import region_features
 
@@ -217,8 +218,4 @@ def weights_fingerprint(weights_path):
         return None
     if not os.path.isfile(weights_path):
         raise ValueError(f"weights file not found: {weights_path!r}")
-    digest = hashlib.sha256()
-    with open(weights_path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return {"sha256": digest.hexdigest(), "bytes": os.path.getsize(weights_path)}
+    return {"sha256": file_sha256(weights_path), "bytes": os.path.getsize(weights_path)}

@@ -339,13 +339,3 @@ def run_demo(config):
     summary = run_pipeline(config.pipeline_config(), config.out_dir)
     print(f"\nDemo finished in {summary.get('total_seconds', 0):.0f} s. Report: {summary.get('report')}", flush=True)
     return summary
-
-
-def main_summary_line(summary):
-    """One line for logs."""
-    brnn = summary["retrieval"]["BRNN (ours)"]
-    return (
-        f"R@1 annotation {brnn['image_annotation']['r1']:.1f}, search {brnn['image_search']['r1']:.1f}; "
-        f"total {summary['total_seconds']:.0f} s"
-    )
-

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from vsa_tf.data import pipelines, validate
+from vsa_tf.files import file_sha256
 from vsa_tf.jobs import run_folder
 from vsa_tf.layers.backbones import build_backbone
 
@@ -150,8 +151,8 @@ def boxes_from_proposals(proposals_run, data_config, out, splits=ALL_SPLITS, lim
         raise ValueError(f"{data_config.dataset}: no images in the split(s) {list(splits)}")
     source = {
         "proposals_run": os.path.abspath(run.folder),
-        "proposals_config_sha256": _file_sha256(run.path(run_folder.CONFIG_FILE)),
-        "proposals_weights_sha256": _file_sha256(run.weights_path),
+        "proposals_config_sha256": file_sha256(run.path(run_folder.CONFIG_FILE)),
+        "proposals_weights_sha256": file_sha256(run.weights_path),
         "dataset": os.path.abspath(data_config.dataset),
         "images": os.path.abspath(data_config.images),
         "splits": list(splits),
@@ -258,14 +259,6 @@ def _without_degenerate_boxes(entry):
     """A {"boxes", "scores"} entry without boxes of no width or height (the boxes format refuses them)."""
     kept = [index for index, box in enumerate(entry["boxes"]) if box[2] > box[0] and box[3] > box[1]]
     return {"boxes": [entry["boxes"][index] for index in kept], "scores": [entry["scores"][index] for index in kept]}
-
-
-def _file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def backbone_stride(config):

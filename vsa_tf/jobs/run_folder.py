@@ -18,6 +18,7 @@ from vsa_tf import training
 from vsa_tf.config import AlignmentConfig, CaptionConfig, EmbeddingConfig, ProposalConfig, SCNLMConfig, save_config
 from vsa_tf.data import features as features_lib
 from vsa_tf.data import pos_tags as pos_tags_lib
+from vsa_tf.data import readers
 from vsa_tf.data import validate
 from vsa_tf.data.text import Vocabulary
 from vsa_tf.files import atomic_write_text
@@ -165,11 +166,7 @@ def read_config_values(folder):
         raise ValueError(f"Run folder not found: {folder}")
     if not os.path.exists(path):
         raise ValueError(f"{folder} is not a vsa_tf run: {CONFIG_FILE} is missing")
-    try:
-        with open(path, encoding="utf-8") as stream:
-            values = json.load(stream)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
+    values = readers.load_json(path, CONFIG_FILE)  # malformed JSON or not UTF-8: a ValueError naming it
     if not isinstance(values, dict) or "kind" not in values:
         raise ValueError(f"{path} has no 'kind' field; expected one of {sorted(CONFIG_CLASSES)}")
     return values
