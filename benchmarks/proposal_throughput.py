@@ -10,8 +10,8 @@ content), in the same process, alternating, with one backbone pass per image eac
   3 x 3 conv, objectness and deltas, decoding, NMS, top 19) -> RoIAlign of the whole image + the
   proposals, the deployed graph's order (the region features wait for the NMS).
 
-The ProposalModel has the default `ProposalConfig` shape (anchors, 256 filters, 19 proposals, NMS 0.7)
-with random weights: the weights do not change the cost. Image decoding and the TFRecord writing of
+The ProposalModel has the default `ProposalConfig` shape (anchors, 256 filters, 19 proposals, NMS 0.7,
+the stride-16 map tapped from the backbone pass where its output is at stride 32) with random weights: the weights do not change the cost. Image decoding and the TFRecord writing of
 `cache-features` are left out of both: they would add the same time to both and hide the ratio, so the
 ratio here is the strict one (an upper bound on the end-to-end ratio).
 
@@ -44,22 +44,27 @@ from vsa_tf.models.proposal_model import ProposalModel  # noqa: E402
 RATIO_LIMIT = 1.20  # issue 15: at most 20 % more time per image
 
 
-def build_paths(backbone_name, weights_path, image_size, pool_size=2, filters=None):
+def build_paths(backbone_name, weights_path, image_size, pool_size=2, filters=None, feature_stride="default"):
     """(features(images, boxes, mask), features_and_proposals(images), proposal model) as compiled graphs.
 
     `filters`: channels of the proposal head's 3 x 3 convolution (default: `ProposalConfig`'s).
+    `feature_stride`: the map the head reads, as `ProposalConfig.feature_stride` (default: its default, 16:
+    the stride-16 map tapped from the same backbone pass where the backbone's output is coarser).
     """
     height, width = image_size
     backbone = build_backbone(backbone_name, weights_path, trainable=False, input_shape=(height, width, 3))
     roi_align = RoIAlign(pool_size=pool_size, pooling="average", name="roi_align")
     defaults = config_lib.ProposalConfig()
+    feature_stride = defaults.feature_stride if feature_stride == "default" else feature_stride
+    stride = backbone.stride if feature_stride is None else min(int(feature_stride), backbone.stride)
+    layer = backbone.layer_at_stride(stride)
     proposal_model = ProposalModel(
-        image_size=(height, width), feature_stride=backbone.stride, anchor_sizes=defaults.anchor_sizes,
+        image_size=(height, width), feature_stride=stride, anchor_sizes=defaults.anchor_sizes,
         aspect_ratios=defaults.aspect_ratios, filters=filters or defaults.filters, max_proposals=defaults.max_proposals,
         nms_iou_threshold=defaults.nms_iou_threshold, seed=defaults.seed, name="proposal_model",
     )
-    feature_map = backbone(np.zeros((1, height, width, 3), np.float32), training=False)  # builds the backbone
-    proposal_model({"feature_map": np.zeros(feature_map.shape, np.float32)})
+    proposal_map, _ = backbone.maps(np.zeros((1, height, width, 3), np.float32), layer, training=False)  # builds the backbone
+    proposal_model({"feature_map": np.zeros(proposal_map.shape, np.float32)})
     scale = tf.constant([1.0 / height, 1.0 / width, 1.0 / height, 1.0 / width])
 
     @tf.function(reduce_retracing=True)
@@ -69,8 +74,9 @@ def build_paths(backbone_name, weights_path, image_size, pool_size=2, filters=No
 
     @tf.function(reduce_retracing=True)
     def features_and_proposals(images):
-        feature_map = backbone(images, training=False)  # [B, h, w, C], computed once for both
-        proposals, scores, counts = proposal_model.propose({"feature_map": feature_map})  # [B, K, 4] xyxy pixels, [B, K], [B]
+        # One backbone pass: the head's map (tapped on the way, or the output itself) and the output.
+        proposal_map, feature_map = backbone.maps(images, layer, training=False)
+        proposals, scores, counts = proposal_model.propose({"feature_map": proposal_map})  # [B, K, 4] xyxy pixels, [B, K], [B]
         batch = tf.shape(proposals)[0]
         # Region 0 is the whole image, then the proposals as rel_yxyx; padding rows (beyond `counts`) are masked.
         relative = tf.gather(proposals, [1, 0, 3, 2], axis=-1) * scale  # [B, K, 4]
@@ -127,6 +133,10 @@ def main():
     parser.add_argument("--boxes", type=int, default=19, help="fixed boxes per image in the features path")
     parser.add_argument("--filters", type=int, default=None, help="proposal head channels (default: ProposalConfig's, 256)")
     parser.add_argument(
+        "--feature-stride", type=int, default=None,
+        help="stride of the map the head reads (default: ProposalConfig's, 16; the backbone's own stride for its output map)",
+    )
+    parser.add_argument(
         "--repeats", type=int, default=5, help="timed passes over the images (the paths interleaved batch by batch); medians are reported"
     )
     parser.add_argument("--note", action="append", default=[], help="add a note to the output (repeatable)")
@@ -138,7 +148,8 @@ def main():
     height, width = args.image_size
     load_start = os.getloadavg()
     features, features_and_proposals, proposal_model = build_paths(
-        args.backbone, args.backbone_weights, (height, width), filters=args.filters
+        args.backbone, args.backbone_weights, (height, width), filters=args.filters,
+        feature_stride="default" if args.feature_stride is None else args.feature_stride,
     )
     image_batches = [
         rng.uniform(0.0, 255.0, (min(args.batch_size, args.images - start), height, width, 3)).astype(np.float32)

@@ -58,3 +58,17 @@ def test_the_strategies_are_the_training_modules():
     from vsa_tf import training
 
     assert commands.STRATEGIES == training.STRATEGIES
+
+
+def test_deterministic_turns_on_op_determinism_before_the_command_runs(tmp_path):
+    # A fresh process: op determinism cannot be turned off once on. The command fails (no such dataset)
+    # after the flag took effect; the probe then reads TensorFlow's switch.
+    probe = (
+        "import sys, vsa_tf.cli\n"
+        f"code = vsa_tf.cli.main(['--deterministic', 'validate', '--dataset', {str(tmp_path / 'missing.json')!r}, '--images', '.'])\n"
+        "from tensorflow.python.framework import config\n"
+        "print(code, config.is_op_determinism_enabled())\n"
+    )
+    completed = _run("-c", probe)
+    assert completed.stdout.split()[-2:] == ["1", "True"], completed.stderr[-2000:]  # validate: 1 = problems found
+    assert "missing.json" in completed.stdout + completed.stderr

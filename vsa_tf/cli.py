@@ -25,6 +25,11 @@ def build_parser():
         description="Deep visual-semantic alignments, captioning and joint embeddings in Keras/TensorFlow.",
     )
     parser.add_argument("--version", action="version", version=f"vsa-tf {__version__}")
+    parser.add_argument(
+        "--deterministic", action="store_true",
+        help="run TensorFlow ops deterministically (tf.config.experimental.enable_op_determinism): with the same seed "
+             "a training run repeats exactly on the same machine, even under CPU load; some ops run slower",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         try:
@@ -43,6 +48,10 @@ def main(argv=None):
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    if args.deterministic:
+        from vsa_tf import training
+
+        training.enable_determinism()
     try:
         return int(args.handler(args) or 0)
     except ValueError as error:

@@ -29,6 +29,17 @@ BACKUP_DIR = "backup"
 STATUS_FILE = "training_status.json"
 
 
+def enable_determinism():
+    """Makes every TensorFlow op of this process deterministic (`vsa-tf --deterministic`).
+
+    With `keras.utils.set_random_seed` (every trainer sets the run's seed) a run then repeats bit for
+    bit on the same machine. Without it, multi-threaded CPU reductions may sum in another order when the
+    machine is loaded, and training amplifies those last-digit differences (docs/results.md). It cannot
+    be undone in the process, and `model.fit` then never compiles with XLA (Keras turns XLA off).
+    """
+    tf.config.experimental.enable_op_determinism()
+
+
 class TrainingDivergedError(RuntimeError):
     """Raised when the loss became NaN or infinite; the last good checkpoint is kept."""
 
