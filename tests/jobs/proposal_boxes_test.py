@@ -67,8 +67,13 @@ def test_with_proposal_boxes_refuses_other_boxes_cached_features_and_runs_of_ano
     assert proposal_boxes.with_proposal_boxes(data.replace(proposals=None)) == data.replace(proposals=None)
     with pytest.raises(ValueError, match=r"data.boxes \(.*object_boxes.json\) and data.proposals \(.*fixture_run\) both give"):
         proposal_boxes.with_proposal_boxes(data.replace(boxes=world["data"].boxes))
-    with pytest.raises(ValueError, match=r"regions come from cached features \(features\)"):
+    with pytest.raises(ValueError, match=r"regions come from cached features \(features\).*not cached from these proposals"):
         proposal_boxes.with_proposal_boxes(data.replace(features="features"))
+    # Features cached from these proposals (`cache-features --proposals`): their boxes file beside them is used.
+    features = tmp_path / "features"
+    proposal_boxes.boxes_from_proposals(proposals_run, data.replace(proposals=None), str(features / "proposal_boxes.json"))
+    cached = proposal_boxes.with_proposal_boxes(data.replace(features=str(features)))
+    assert cached.boxes == str(features / "proposal_boxes.json") and cached.proposals == os.path.abspath(proposals_run)
     other = tmp_path / "caption_run"
     other.mkdir()
     (other / "config.json").write_text(json.dumps({"kind": "caption"}))

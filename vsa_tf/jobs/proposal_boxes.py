@@ -201,8 +201,9 @@ def with_proposal_boxes(data_config, out=None, splits=ALL_SPLITS, limit=None):
         the `DataConfig` with `boxes` = the absolute path of the boxes file and `proposals` made absolute.
 
     Raises:
-        ValueError: another boxes file besides the proposals, cached features (they hold the regions of
-            the boxes they were made with), or an unusable proposals run (`open_proposals_run`).
+        ValueError: another boxes file besides the proposals, cached features made from other boxes (they
+            hold the regions of the boxes they were made with; features cached from these proposals are read
+            with the boxes file written beside them), or an unusable proposals run (`open_proposals_run`).
     """
     proposals = data_config.proposals
     if not proposals:
@@ -214,10 +215,15 @@ def with_proposal_boxes(data_config, out=None, splits=ALL_SPLITS, limit=None):
             "(--boxes or --proposals)"
         )
     if data_config.features:
+        # Features cached with `cache-features --proposals` keep those proposals' boxes file beside them.
+        cached_boxes = os.path.join(os.fspath(data_config.features), PROPOSAL_BOXES_FILE)
+        if (boxes_source(cached_boxes) or {}).get("proposals_run") == proposals:
+            return data_config.replace(boxes=os.path.abspath(cached_boxes), proposals=proposals)
         raise ValueError(
             f"data.proposals ({proposals}) gives boxes to pool from the images, but the regions come from cached features "
-            f"({data_config.features}), pooled from the boxes they were cached with; use a pixel-mode run, or cache features "
-            "with `vsa-tf cache-features --proposals`"
+            f"({data_config.features}), pooled from the boxes they were cached with, and they were not cached from these "
+            f"proposals (no {PROPOSAL_BOXES_FILE} of this proposals run beside them); use a pixel-mode run, or cache "
+            "features with `vsa-tf cache-features --proposals`"
         )
     if out is None:
         key = json.dumps([proposals, os.path.abspath(data_config.dataset), os.path.abspath(data_config.images), list(splits), limit])
