@@ -160,3 +160,19 @@ def test_load_checked_reads_the_optional_split_fields(tmp_path):
 
     dataset, _, summary = validate.load_checked(config.replace(split_of_file="val"))
     assert summary["splits"]["val"] == {"images": 1, "sentences": 1}
+
+
+def test_load_checked_data_needs_cached_features_only_for_the_splits_it_reads(world, tmp_path):
+    from vsa_tf.config import DataConfig
+    from vsa_tf.data import features
+
+    _, root = world
+    store = tmp_path / "features"
+    features.write_store(str(store), [("d.jpg", np.ones((2, 3), np.float32), np.array([True, False]))], 1, 2, 3)
+    config = DataConfig(dataset=os.path.join(FIXTURES, "karpathy_small.json"), images=root, features=str(store), min_word_count=1)
+    with pytest.raises(ValueError, match=r"no cached features for 3 image\(s\)"):
+        validate.load_checked_data(config, "cached")
+    dataset, _, loaded = validate.load_checked_data(config, "cached", splits=("test",))  # an evaluation of the test split
+    assert [record.filename for record in dataset.split("test")] == ["d.jpg"] and "d.jpg" in loaded
+    with pytest.raises(ValueError, match=r"no cached features for 1 image\(s\), e\.g\. \['val2014/COCO_val2014_000000000042\.jpg'\]"):
+        validate.load_checked_data(config, "cached", splits=("val",))

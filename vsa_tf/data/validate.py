@@ -250,7 +250,7 @@ def load_checked(config):
     return dataset, boxes, summary
 
 
-def load_checked_data(data_config, feature_mode):
+def load_checked_data(data_config, feature_mode, splits=None):
     """Reads and validates the data, as `vsa-tf validate` does: (dataset, boxes, feature store or None).
 
     Training and evaluation jobs call it before they write anything: a `ValueError` lists every
@@ -260,6 +260,8 @@ def load_checked_data(data_config, feature_mode):
     Args:
         data_config: a `DataConfig`.
         feature_mode: "pixels", or "cached" to open `data_config.features` as a `FeatureStore`.
+        splits: the splits that will be read (an evaluation's one split); only their images need cached
+            features. None: every image.
     """
     if not data_config.dataset:
         raise ValueError("data.dataset is empty: give the captions file (--dataset)")
@@ -269,7 +271,8 @@ def load_checked_data(data_config, feature_mode):
     store = None
     if feature_mode == "cached":
         store = features_lib.FeatureStore(data_config.features)
-        missing = [record.filename for record in dataset.records if record.filename not in store]
+        needed = dataset.records if splits is None else [record for record in dataset.records if record.split in splits]
+        missing = [record.filename for record in needed if record.filename not in store]
         if missing:
             raise ValueError(f"{data_config.features}: no cached features for {len(missing)} image(s), e.g. {missing[:5]}")
     return dataset, boxes, store

@@ -195,7 +195,7 @@ def split_data(run, data_config=None, split="test"):
     """
     data_config = run.data_config(data_config)
     mode = getattr(run.model, "feature_mode", "cached" if data_config.features else "pixels")
-    dataset, boxes, store = validate.load_checked_data(data_config, mode)
+    dataset, boxes, store = validate.load_checked_data(data_config, mode, splits=(split,))
     records = dataset.split(split)
     if not records:
         raise ValueError(f"{data_config.dataset}: the {split!r} split is empty")
