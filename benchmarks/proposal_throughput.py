@@ -10,7 +10,7 @@ content), in the same process, alternating, with one backbone pass per image eac
   3 x 3 conv, objectness and deltas, decoding, NMS, top 19) -> RoIAlign of the whole image + the
   proposals, the deployed graph's order (the region features wait for the NMS).
 
-The ProposalModel has the default `ProposalConfig` shape (anchors, 256 filters, 19 proposals, NMS 0.7,
+The ProposalModel has the default `ProposalConfig` shape (anchors, 128 filters, 19 proposals, NMS 0.7,
 the stride-16 map tapped from the backbone pass where its output is at stride 32) with random weights: the weights do not change the cost. Image decoding and the TFRecord writing of
 `cache-features` are left out of both: they would add the same time to both and hide the ratio, so the
 ratio here is the strict one (an upper bound on the end-to-end ratio).

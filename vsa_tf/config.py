@@ -643,7 +643,10 @@ class ProposalConfig(ConfigMixin):
             computes every training image's feature map once and trains the head on those.
         anchor_sizes: square anchor sides in pixels of the resized image (`data.image_size`).
         aspect_ratios: anchor height / width ratios.
-        filters: channels of the head's 3 x 3 convolution.
+        filters: channels of the head's 3 x 3 convolution (the paper: 256 for ZF). 128 keeps proposals within
+            20 % of the time of the backbone pass they share on EfficientNet-Lite0 at stride 16 (1.13x against
+            1.25x for 256, `benchmarks/proposal_throughput.py`) for 1 point of Flickr8k recall at 19 (70.6 % vs
+            71.6 %, docs/results.md).
         feature_stride: the stride of the backbone map the head reads: 16 taps the last stride-16 map of a
             stride-32 backbone (EfficientNet's, MobileNetV2's) from the same pass that computes the region
             features' map, as Faster R-CNN reads VGG16's stride-16 conv5; a backbone whose output is
@@ -673,7 +676,7 @@ class ProposalConfig(ConfigMixin):
     image: ImageEncoderConfig = dataclasses.field(default_factory=lambda: ImageEncoderConfig(frozen=True))
     anchor_sizes: typing.Tuple[float, ...] = (16.0, 32.0, 64.0, 128.0)
     aspect_ratios: typing.Tuple[float, ...] = (0.5, 1.0, 2.0)
-    filters: int = 256
+    filters: int = 128
     feature_stride: typing.Optional[int] = 16
     upsampling: int = 1
     horizontal_flip: bool = False

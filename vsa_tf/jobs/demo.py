@@ -264,6 +264,7 @@ def proposal_demo(config, data, dataset, truth, truth_path, folders, alignment_a
         proposal_config = ProposalConfig(
             data=data.replace(boxes=folders.object_boxes), anchor_sizes=config.proposal_anchor_sizes,
             aspect_ratios=config.proposal_aspect_ratios, epochs=config.proposal_epochs, patience=0, seed=config.seed,
+            filters=256,  # the demo's proposal table was measured with the earlier default
         )
         proposal_job.train_proposals(proposal_config, run_dir=folders.proposals, verbose=2, cnn_from_alignment=folders.brnn)
         proposal_job.propose_boxes(folders.proposals, data, splits=("test",), out=folders.proposal_boxes)
