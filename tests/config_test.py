@@ -217,3 +217,14 @@ def test_atomic_writes_give_the_mode_a_plain_open_would(tmp_path, umask, mode):
     modes = {name: os.stat(tmp_path / name).st_mode & 0o777 for name in ("a.txt", "b.bin", "plain.txt")}
     assert modes == {"a.txt": mode, "b.bin": mode, "plain.txt": mode}
     assert sorted(os.listdir(tmp_path)) == ["a.txt", "b.bin", "plain.txt"]  # no temporary file left
+
+
+def test_pipeline_folders_saved_before_fine_tune_caption_cnn_keep_fine_tuning(tmp_path):
+    from vsa_tf.config import PipelineConfig
+
+    values = PipelineConfig().to_dict()
+    del values["fine_tune_caption_cnn"]
+    path = tmp_path / "pipeline_config.json"
+    path.write_text(json.dumps(values))
+    assert load_config(PipelineConfig, str(path)).fine_tune_caption_cnn is True
+    assert PipelineConfig().fine_tune_caption_cnn is False  # new folders keep the alignment CNN fixed

@@ -198,7 +198,8 @@ def train_captioners(config, data, folders, split="test"):
     """The full-frame captioner and the region captioner (train + val snippets; train only when val is
     the evaluation split), both on the BRNN's CNN (in cached mode: on the frozen pretrained backbone)."""
     # The paper's captioner reads a trained CNN's features: here the alignment model's CNN
-    # (cnn_from_alignment), fine-tuned with the captioner, its features layer-normalised before W_hi (eq. 13).
+    # (cnn_from_alignment), kept fixed or fine-tuned (`fine_tune_caption_cnn`), its features
+    # layer-normalised before W_hi (eq. 13).
     cached = getattr(config, "feature_mode", "pixels") == "cached"
     image = ImageEncoderConfig(pool_size=config.pool_size, normalization="layer")
     if cached:  # the captioners read pixels (region captions pool snippet boxes): the cached features' backbone
@@ -209,7 +210,7 @@ def train_captioners(config, data, folders, split="test"):
         batch_size=config.caption_batch_size, beam_size=config.beam_size, seed=config.seed,
         image=image, dropout=0.2, learning_rate=config.caption_learning_rate, patience=0,
     )
-    cnn = {} if cached else {"cnn_from_alignment": folders.brnn, "fine_tune_cnn": True}
+    cnn = {} if cached else {"cnn_from_alignment": folders.brnn, "fine_tune_cnn": config.fine_tune_caption_cnn}
     caption_job.train_captioner(caption_config, run_dir=folders.full_frame, verbose=2, **cnn)
     merged_snippets = os.path.join(folders.runs, "snippets_train_val.json")
     _merge_json_lists([folders.train_snippets] + ([folders.val_snippets] if split != "val" else []), merged_snippets)
