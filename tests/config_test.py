@@ -10,6 +10,7 @@ from vsa_tf.config import (
     DataConfig,
     EmbeddingConfig,
     ImageEncoderConfig,
+    PipelineConfig,
     ProposalConfig,
     load_config,
     migrate_flat_image_fields,
@@ -57,13 +58,23 @@ def test_configs_of_runs_saved_before_a_field_existed_load_with_the_value_they_w
     assert CaptionConfig().image_pretraining == "alignment"
 
 
-def test_proposal_runs_saved_before_feature_stride_keep_the_backbones_output_map(tmp_path):
-    values = ProposalConfig().to_dict()
-    del values["feature_stride"]
-    path = tmp_path / "proposals.json"
+@pytest.mark.parametrize(
+    "config_class, field_name, older_value, default",
+    [
+        (ProposalConfig, "feature_stride", None, 16),  # older proposal runs read the backbone's output map
+        (PipelineConfig, "fine_tune_caption_cnn", True, False),  # older pipeline folders fine-tuned the captioners' CNN
+    ],
+)
+def test_files_saved_before_a_field_existed_keep_the_value_they_were_made_with(tmp_path, config_class, field_name, older_value, default):
+    values = config_class().to_dict()
+    del values[field_name]
+    path = tmp_path / "config.json"
     path.write_text(json.dumps(values))
-    assert load_config(ProposalConfig, str(path)).feature_stride is None
-    assert ProposalConfig().feature_stride == 16
+    assert getattr(load_config(config_class, str(path)), field_name) == older_value
+    assert getattr(config_class(), field_name) == default
+
+
+def test_feature_stride_must_be_positive():
     with pytest.raises(ValueError, match="ProposalConfig.feature_stride must be >= 1 or None, received 0"):
         ProposalConfig(feature_stride=0)
 
@@ -217,14 +228,3 @@ def test_atomic_writes_give_the_mode_a_plain_open_would(tmp_path, umask, mode):
     modes = {name: os.stat(tmp_path / name).st_mode & 0o777 for name in ("a.txt", "b.bin", "plain.txt")}
     assert modes == {"a.txt": mode, "b.bin": mode, "plain.txt": mode}
     assert sorted(os.listdir(tmp_path)) == ["a.txt", "b.bin", "plain.txt"]  # no temporary file left
-
-
-def test_pipeline_folders_saved_before_fine_tune_caption_cnn_keep_fine_tuning(tmp_path):
-    from vsa_tf.config import PipelineConfig
-
-    values = PipelineConfig().to_dict()
-    del values["fine_tune_caption_cnn"]
-    path = tmp_path / "pipeline_config.json"
-    path.write_text(json.dumps(values))
-    assert load_config(PipelineConfig, str(path)).fine_tune_caption_cnn is True
-    assert PipelineConfig().fine_tune_caption_cnn is False  # new folders keep the alignment CNN fixed
