@@ -145,7 +145,8 @@ class ProposalModel(keras.Model):
             if self.feature_layer is None:
                 shape = self.backbone.compute_output_shape(images)
             else:
-                shape = tuple(self.feature_map(keras.ops.zeros((1,) + tuple(images[1:]))).shape)
+                # The tapped layer's shape: one pass on a zero image of the model's size.
+                shape = tuple(self.feature_map(keras.ops.zeros((1, *self.image_size, 3))).shape)
         self.head.build(shape)
         self.built = True
 
