@@ -72,6 +72,10 @@ CACHED_SETTINGS = {
     # The bag-of-words ablation (issue 16: the BRNN against it at equal epochs, two seeds each).
     "bag_of_words_equal_time": {"epochs": 10, "sentence_encoder": "bag_of_words"},
     "bag_of_words_equal_time_seed1": {"epochs": 10, "sentence_encoder": "bag_of_words", "seed": 1},
+    # Twice the epochs (the BRNN's curve still rose at epoch 10) and the BRNN without dropout.
+    "defaults_20": {"epochs": 20},
+    "bag_of_words_20": {"epochs": 20, "sentence_encoder": "bag_of_words"},
+    "no_dropout_equal_time": {"epochs": 10, "dropout": 0.0},
     # The paper's fixed pretrained word vectors (section 3.1.2; here GloVe 6B-50d from --word-vectors).
     "glove_fixed_equal_time": {"epochs": 10, "embedding_dim": 50, "freeze_word_vectors": True, "word_vectors": "--word-vectors"},
     "bag_of_words_glove_fixed_equal_time": {

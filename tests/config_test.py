@@ -10,7 +10,6 @@ from vsa_tf.config import (
     DataConfig,
     EmbeddingConfig,
     ImageEncoderConfig,
-    PipelineConfig,
     ProposalConfig,
     load_config,
     migrate_flat_image_fields,
@@ -62,7 +61,6 @@ def test_configs_of_runs_saved_before_a_field_existed_load_with_the_value_they_w
     "config_class, field_name, older_value, default",
     [
         (ProposalConfig, "feature_stride", None, 16),  # older proposal runs read the backbone's output map
-        (PipelineConfig, "fine_tune_caption_cnn", True, False),  # older pipeline folders fine-tuned the captioners' CNN
     ],
 )
 def test_files_saved_before_a_field_existed_keep_the_value_they_were_made_with(tmp_path, config_class, field_name, older_value, default):
