@@ -92,7 +92,7 @@ def test_a_feature_layer_lays_the_anchors_on_a_map_tapped_from_the_backbone_and_
     assert tuple(model.feature_map(images).shape) == (2, 8, 8, 5)
     assert model.anchors.shape == (8 * 8 * 6, 4) and tuple(logits.shape) == (2, 384)
     network = model.backbone.network
-    expected = keras.Model(network.inputs, network.get_layer("conv2").output)(images / 255.0)
+    expected = keras.Model(network.inputs[0], network.get_layer("conv2").output)(images / 255.0)
     np.testing.assert_allclose(np.asarray(model.feature_map(images)), np.asarray(expected), rtol=1e-5, atol=1e-6)
     path = str(tmp_path / "model.keras")
     model.save(path)

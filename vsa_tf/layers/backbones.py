@@ -191,7 +191,7 @@ class Backbone(keras.layers.Layer):
             tapped = holder.get_layer(layer_name).output
         except ValueError:
             raise ValueError(f"the {self.architecture} backbone has no layer {layer_name!r}") from None
-        two_outputs = keras.Model(holder.inputs, [tapped, holder.outputs[0]], name=f"{holder.name}_tapped")
+        two_outputs = keras.Model(holder.inputs[0], [tapped, holder.outputs[0]], name=f"{holder.name}_tapped")
         if inner is None:
             return two_outputs
         inputs = keras.Input(shape=tuple(network.inputs[0].shape[1:]))
