@@ -75,6 +75,8 @@ CACHED_SETTINGS = {
     # Twice the epochs (the BRNN's curve still rose at epoch 10) and the BRNN without dropout.
     "defaults_20": {"epochs": 20},
     "bag_of_words_20": {"epochs": 20, "sentence_encoder": "bag_of_words"},
+    "defaults_20_seed1": {"epochs": 20, "seed": 1},
+    "bag_of_words_20_seed1": {"epochs": 20, "sentence_encoder": "bag_of_words", "seed": 1},
     "no_dropout_equal_time": {"epochs": 10, "dropout": 0.0},
     # The paper's fixed pretrained word vectors (section 3.1.2; here GloVe 6B-50d from --word-vectors).
     "glove_fixed_equal_time": {"epochs": 10, "embedding_dim": 50, "freeze_word_vectors": True, "word_vectors": "--word-vectors"},
