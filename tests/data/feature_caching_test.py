@@ -6,11 +6,10 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
+from tests.helpers.gray_images import write_gray_images
 from vsa_tf.config import DataConfig
 from vsa_tf.data import features
-from vsa_tf.data import records as records_lib
 
 CONFIG = DataConfig(image_size=(16, 16), max_boxes=2, max_words=4)
 SHARD_FILES = [f"features-{shard:05d}-of-00004.tfrecord" for shard in range(4)]
@@ -34,11 +33,7 @@ class CountingExtractor:
 @pytest.fixture
 def world(tmp_path):
     """Seven images (four shards of two, the last of one), boxes on two of them."""
-    records = []
-    for index in range(7):
-        filename = f"image_{index}.png"
-        Image.fromarray(np.full((20, 30, 3), 30 * index, np.uint8)).save(tmp_path / filename)
-        records.append(records_lib.ImageRecord(filename, index, "train", [records_lib.Sentence(["a", "b"])]))
+    records = write_gray_images(tmp_path, 7, 30)
     boxes = {"image_1.png": np.array([[0, 0, 15, 10]], np.float32), "image_4.png": np.array([[5, 5, 20, 20]], np.float32)}
     return records, str(tmp_path), boxes
 

@@ -5,12 +5,11 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
+from tests.helpers.gray_images import write_gray_images
 from vsa_tf.config import DataConfig
 from vsa_tf.data import features
 from vsa_tf.data import pipelines
-from vsa_tf.data import records as records_lib
 from vsa_tf.data import text
 
 CONFIG = DataConfig(image_size=(16, 16), max_boxes=2, max_words=4)
@@ -25,11 +24,7 @@ def fake_extractor(batch):
 
 @pytest.fixture
 def world(tmp_path):
-    records = []
-    for index in range(3):
-        filename = f"image_{index}.png"
-        Image.fromarray(np.full((20, 30, 3), 50 * index, np.uint8)).save(tmp_path / filename)
-        records.append(records_lib.ImageRecord(filename, index, "train", [records_lib.Sentence(["a", "b"])]))
+    records = write_gray_images(tmp_path, 3, 50)
     boxes = {"image_1.png": np.array([[0, 0, 15, 10]], np.float32)}
     return records, str(tmp_path), boxes
 
