@@ -88,3 +88,29 @@ def test_exclusive_options(tmp_path, capsys):
                      "--baseline-run", "BOW"])
     assert code == 2
     assert "--dataset, --baseline-run only go with --run, received them with --snippets s.json" in capsys.readouterr().err
+
+
+def test_truth_boxes_writes_each_images_object_boxes_largest_first(tmp_path, capsys):
+    truth = {"images": {
+        "a.png": dict(TRUTH["images"]["a.png"], objects=[
+            {"box": [0, 0, 2, 2], "phrase": "a cup"}, {"box": [1, 1, 9, 9], "phrase": "a table"}, {"box": [0, 0, 2, 2], "phrase": "it"},
+        ]),
+        "b.png": dict(TRUTH["images"]["a.png"], objects=[{"box": [3, 3, 4, 8], "phrase": "a pole"}], sentences=[]),
+        "c.png": dict(TRUTH["images"]["a.png"], objects=[], sentences=[]),
+    }}
+    truth["images"]["a.png"]["sentences"] = [{"phrases": [{"start": 0, "end": 2, "object": 1}]}]
+    truth_path, out = tmp_path / "truth.json", tmp_path / "boxes.json"
+    truth_path.write_text(json.dumps(truth))
+    assert cli.main(["truth-boxes", "--truth", str(truth_path), "--out", str(out)]) == 0
+    # Largest first, the repeated box once, images without objects left out.
+    assert json.loads(out.read_text()) == {"a.png": [[1.0, 1.0, 9.0, 9.0], [0.0, 0.0, 2.0, 2.0]], "b.png": [[3.0, 3.0, 4.0, 8.0]]}
+    assert "3 boxes of 2 images written" in capsys.readouterr().err
+    dataset = tmp_path / "dataset.json"
+    dataset.write_text(json.dumps({"images": [
+        {"filename": name, "split": split, "sentences": [{"tokens": ["a", "cup"], "raw": "a cup"}]}
+        for name, split in (("a.png", "train"), ("b.png", "val"), ("c.png", "val"))
+    ]}))
+    assert cli.main(["truth-boxes", "--truth", str(truth_path), "--dataset", str(dataset), "--split", "val", "--out", str(out)]) == 0
+    assert json.loads(out.read_text()) == {"b.png": [[3.0, 3.0, 4.0, 8.0]]}
+    assert cli.main(["truth-boxes", "--truth", str(truth_path), "--split", "val", "--out", str(out)]) == 2
+    assert "--dataset and --split go together, received --dataset None --split val" in capsys.readouterr().err

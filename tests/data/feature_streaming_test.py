@@ -117,6 +117,35 @@ def test_images_in_record_order_when_the_store_order_differs(tmp_path, monkeypat
         np.testing.assert_array_equal(pairs[key], expected[key], err_msg=key)
 
 
+def test_cached_region_captions_read_each_snippets_region(tmp_path):
+    store, values, _ = write_random_store(tmp_path / "store", 12, shard_size=5)
+    records = make_records([7, 2, 9])
+    snippets = [  # not grouped by image: the unshuffled pairs come grouped by image in record order
+        {"filename": "image_9.png", "words": ["a", "b"], "box": [0, 0, 2, 2], "region": 2},
+        {"filename": "image_7.png", "words": ["c"], "box": [0, 0, 3, 3], "region": 0},
+        {"filename": "image_9.png", "words": ["d"], "box": [0, 0, 4, 4], "region": 1},
+        {"filename": "image_7.png", "words": ["e", "a"], "box": [0, 0, 5, 5], "region": 2},
+    ]
+    expected_order = [1, 3, 0, 2]  # image_7's snippets, then image_9's (image_2 has none and is not read)
+    dataset = pipelines.region_caption_dataset(snippets, records, None, VOCABULARY, CONFIG, 3, shuffle=False, features=store)
+    received = concatenated(dataset, ["region_features", "region_mask", "tokens", "image_id"])
+    rows = {"image_7.png": 7, "image_9.png": 9}
+    expected = np.stack([values[rows[snippets[n]["filename"]], snippets[n]["region"]] for n in expected_order])[:, None, :]
+    np.testing.assert_array_equal(received["region_features"], expected)
+    assert received["region_mask"].shape == (4, 1) and received["region_mask"].all()
+    assert received["image_id"].tolist() == [107, 107, 109, 109]
+    words = [["c"], ["e", "a"], ["a", "b"], ["d"]]
+    assert [VOCABULARY.decode(row) for row in received["tokens"]] == words
+    shuffled = pipelines.region_caption_dataset(snippets, records, None, VOCABULARY, CONFIG, 3, shuffle=True, seed=1, features=store)
+    again = concatenated(shuffled, ["region_features", "image_id"])
+    assert sorted(map(bytes, again["region_features"])) == sorted(map(bytes, received["region_features"]))
+    with pytest.raises(ValueError, match=r"snippet 0 \(image_9.png\): cached region captioning needs `region`, an index into the 3 cached regions .*received 3"):
+        pipelines.region_caption_dataset([dict(snippets[0], region=3)], records, None, VOCABULARY, CONFIG, 3, features=store)
+    without_region = {key: value for key, value in snippets[0].items() if key != "region"}
+    with pytest.raises(ValueError, match="received None"):
+        pipelines.region_caption_dataset([without_region], records, None, VOCABULARY, CONFIG, 3, features=store)
+
+
 def test_select_reads_only_the_shards_of_the_split(tmp_path):
     store, values, _ = write_random_store(tmp_path / "store", 40, shard_size=10)
     assert store.shards_of(store.rows(["image_12.png", "image_19.png", "image_31.png"])) == [1, 3]

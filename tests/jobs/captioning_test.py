@@ -384,3 +384,85 @@ def test_training_warns_when_sentences_are_cut_before_end(capsys):
     assert "33.3% of the training sentences are longer than data.max_words=8 (longest 9 words)" in capsys.readouterr().err
     assert captioning._warn_about_cut_sentences(records, max_words=9) == 0.0
     assert capsys.readouterr().err == ""
+
+
+def test_cached_region_captions_train_and_evaluate_on_each_truth_regions_features(runs, tmp_path, monkeypatch):
+    """Cached mode end to end: region snippets read their region's feature; Table 3 reads each truth
+    object's cached feature (features cached for the truth's own boxes, `truth_boxes`)."""
+    from vsa_tf.config import AlignmentConfig
+    from vsa_tf.data import features as features_lib
+    from vsa_tf.data.readers import read_dataset
+    from vsa_tf.evaluation import captions as caption_metrics
+    from vsa_tf.evaluation.alignment import read_truth, truth_boxes
+    from vsa_tf.jobs import alignment
+
+    world = runs
+    monkeypatch.setattr(caption_metrics, "caption_scores", _cheap_scores)
+    truth_path = os.path.join(world["world"], "truth.json")
+    truth = read_truth(truth_path)
+    boxes = truth_boxes(truth)
+    boxes_path = str(tmp_path / "truth_boxes.json")
+    with open(boxes_path, "w") as stream:
+        json.dump(boxes, stream)
+    max_boxes = max(len(value) for value in boxes.values())
+    records = read_dataset(world["data"].dataset).records
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(len(records), max_boxes + 1, 6)).astype(np.float32)
+    store_path = str(tmp_path / "features")
+    features_lib.write_store(
+        store_path, ((record.filename, values[row], np.ones(max_boxes + 1, bool)) for row, record in enumerate(records)),
+        len(records), max_boxes + 1, 6, shard_size=10,
+    )
+    data = world["data"].replace(boxes=boxes_path, features=store_path, max_boxes=max_boxes)
+    # Snippets: every object phrase, at its box's region among the truth boxes.
+    snippets = []
+    for snippet in _snippets_from_truth(world["world"]):
+        region = boxes[snippet["filename"]].index([float(value) for value in snippet["box"]]) + 1
+        snippets.append(dict(snippet, region=region, box=boxes[snippet["filename"]][region - 1]))
+    snippets_path = str(tmp_path / "snippets.json")
+    with open(snippets_path, "w") as stream:
+        json.dump(snippets, stream)
+    config = world["config"].replace(epochs=1)
+    region = captioning.train_captioner(config, data, str(tmp_path / "region"), snippets_path=snippets_path, verbose=0).run
+    full = captioning.train_captioner(config, data, str(tmp_path / "full"), verbose=0).run
+    assert region.config.image.mode == "cached" and region.config.region_captions is True
+    aligner = str(tmp_path / "alignment")
+    alignment.train_alignment(
+        AlignmentConfig(image=ImageEncoderConfig(mode="cached"), region_dim=8, embedding_dim=4, hidden_dim=6, batch_size=8, epochs=1),
+        data, aligner, verbose=0,
+    )
+
+    report = captioning.evaluate_region_captions(
+        region, truth_path, data_config=data, full_frame_run=full, alignment_run=aligner, snippets_path=snippets_path, beam=1
+    )
+    test_records = [record for record in records if record.split == "test"]
+    expected_regions = captioning.region_references(test_records, truth)
+    assert report["num_regions"] == len(expected_regions) and report["num_regions_without_features"] == 0
+    assert {"region_model", "full_frame_model", "ranking_baseline"} <= set(report)
+    # Each listed caption is the model's greedy caption of that truth region's cached feature.
+    row_of = {record.filename: row for row, record in enumerate(records)}
+    sampler = captioning.make_sampler(region.config, 1)
+    for example in report["region_model_examples"][:4]:
+        index = boxes[example["filename"]].index([float(value) for value in example["box"]]) + 1
+        batch = {"region_features": values[row_of[example["filename"]], index][None, None], "region_mask": np.ones((1, 1), bool)}
+        tokens = region.model.generate(batch, sampler)
+        assert example["caption"] == captioning._decode_best(region.vocabulary, tokens)[0]
+
+    # Features cached for other boxes: the truth regions that are not among them are left out and counted.
+    first = test_records[0].filename
+    partial = dict(boxes, **{first: boxes[first][1:] + [[0.0, 0.0, 1.0, 1.0]]})
+    partial_path = str(tmp_path / "partial_boxes.json")
+    with open(partial_path, "w") as stream:
+        json.dump(partial, stream)
+    left_out = sum(region["filename"] == first and region["box"] == boxes[first][0] for region in expected_regions)
+    report = captioning.evaluate_region_captions(region, truth_path, data_config=data.replace(boxes=partial_path), beam=1)
+    assert left_out == 1 and report["num_regions_without_features"] == 1 and report["num_regions"] == len(expected_regions) - 1
+
+    # Snippets aligned on another region set are refused, naming the snippet and both boxes.
+    moved = [dict(snippets[0], box=[0.0, 0.0, 1.0, 1.0])] + snippets[1:]
+    with open(snippets_path, "w") as stream:
+        json.dump(moved, stream)
+    with pytest.raises(ValueError, match=r"snippet 0 .* names region \d+ with box \[0.0, 0.0, 1.0, 1.0\], but region \d+ of the cached features is box"):
+        captioning.train_captioner(config, data, str(tmp_path / "other"), snippets_path=snippets_path, verbose=0)
+    with pytest.raises(ValueError, match="read images differently"):
+        captioning.evaluate_region_captions(region, truth_path, data_config=data, full_frame_run=runs["full"])

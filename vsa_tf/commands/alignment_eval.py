@@ -1,4 +1,5 @@
-"""`vsa-tf evaluate-alignment`: phrase grounding accuracy against a truth.json (synthetic or real phrases).
+"""`vsa-tf evaluate-alignment`: phrase grounding accuracy against a truth.json (synthetic or real phrases);
+`vsa-tf truth-boxes`: a truth.json's object boxes as a boxes JSON.
 
 Two forms: `--snippets S --truth T` scores a snippets file (`vsa-tf align`); `--run RUN --dataset D --images I
 (--boxes B | --proposals PROP) --truth T` aligns a split with the run at several β and prints the grounding
@@ -41,6 +42,41 @@ def register(subparsers):
                        help="another alignment run (e.g. the bag-of-words ablation) scored on the same phrases; repeatable")
     group.add_argument("--seed", type=int, default=0, help="seed of the random-box baseline (default 0)")
     parser.set_defaults(handler=run_evaluate_alignment)
+
+    boxes = subparsers.add_parser(
+        "truth-boxes",
+        help="write the object boxes of a truth.json as a boxes JSON (to cache features of every truth region)",
+        description=(
+            "Writes {filename: [[x0, y0, x1, y1], ...]} (largest first) of the truth's objects; `vsa-tf cache-features "
+            "--boxes` on it gives cached-feature runs a feature for every truth region (Table 3 region captions)."
+        ),
+    )
+    boxes.add_argument("--truth", required=True, help="truth.json (synthetic world or real, e.g. Flickr8k's)")
+    boxes.add_argument("--out", required=True, help="boxes JSON to write")
+    boxes.add_argument("--dataset", default=None, help="optional captions file: keep only the images of --split")
+    boxes.add_argument("--split", default=None, help="with --dataset: the split whose images are kept")
+    boxes.set_defaults(handler=run_truth_boxes)
+
+
+def run_truth_boxes(args):
+    import json
+
+    from vsa_tf.data.readers import read_dataset
+    from vsa_tf.evaluation.alignment import read_truth, truth_boxes
+    from vsa_tf.files import atomic_write_text
+
+    if (args.dataset is None) != (args.split is None):
+        raise ValueError(f"--dataset and --split go together, received --dataset {args.dataset} --split {args.split}")
+    filenames = None
+    if args.dataset is not None:
+        records = read_dataset(args.dataset).split(args.split)
+        if not records:
+            raise ValueError(f"{args.dataset}: the {args.split!r} split is empty")
+        filenames = [record.filename for record in records]
+    boxes = truth_boxes(read_truth(args.truth), filenames)
+    atomic_write_text(args.out, json.dumps(boxes) + "\n")
+    print(f"{sum(len(value) for value in boxes.values())} boxes of {len(boxes)} images written to {args.out}", file=sys.stderr)
+    return 0
 
 
 def run_evaluate_alignment(args):

@@ -10,6 +10,8 @@ from vsa_tf.commands.config_arguments import add_config_arguments, config_from_a
 RUN_DATA_FIELDS = (
     "dataset", "images", "features", "image_size", "min_word_count", "restval_to_train", "split_of_file", "split_files",
 )
+# Region captions of cached-feature runs also need the boxes file the features were cached from.
+REGION_RUN_DATA_FIELDS = RUN_DATA_FIELDS + ("boxes",)
 
 
 def register(subparsers):
@@ -66,22 +68,28 @@ def register(subparsers):
 
     regions = subparsers.add_parser(
         "evaluate-region-captions",
-        help="region captions against the synthetic truth's object phrases: region vs full-frame model vs ranking (Table 3)",
+        help="region captions against a truth.json's object phrases: region vs full-frame model vs ranking (Table 3)",
+        description=(
+            "Captions every truth object of --split's images that a phrase names, with the region model, the full-frame "
+            "model and the ranking baseline, and scores them against the object's phrases. Runs trained on cached "
+            "features read each object's cached region: give --features and the --boxes file they were cached from "
+            "(`vsa-tf truth-boxes` + `vsa-tf cache-features --boxes` caches every truth object's box)."
+        ),
     )
     regions.add_argument("--run", required=True, help="region caption run folder (trained with --snippets)")
-    regions.add_argument("--truth", required=True, help="truth.json of the synthetic world")
+    regions.add_argument("--truth", required=True, help="truth.json (synthetic world or real phrases, e.g. Flickr8k's)")
     regions.add_argument("--full-frame-run", default=None, help="full-frame caption run fed the same regions")
     regions.add_argument("--alignment-run", default=None, help="alignment run for the ranking baseline")
     regions.add_argument("--snippets", default=None, help="snippets JSON the ranking baseline retrieves from")
-    _add_run_data_arguments(regions)
+    _add_run_data_arguments(regions, REGION_RUN_DATA_FIELDS)
     regions.add_argument("--split", default="test", choices=("val", "test"))
     regions.add_argument("--beam", type=int, default=None)
     regions.add_argument("--json", dest="json_path", default=None, help="write the report here")
     regions.set_defaults(handler=run_evaluate_region_captions)
 
 
-def _add_run_data_arguments(parser):
-    add_config_arguments(parser, config.DataConfig, fields=RUN_DATA_FIELDS, config_file=False, default_help="the run's")
+def _add_run_data_arguments(parser, fields=RUN_DATA_FIELDS):
+    add_config_arguments(parser, config.DataConfig, fields=fields, config_file=False, default_help="the run's")
 
 
 def run_train_caption(args):
@@ -117,8 +125,8 @@ def run_caption(args):
     return 0
 
 
-def _optional_data_config(args, run_dir):
-    return run_data_config(args, run_dir, RUN_DATA_FIELDS)
+def _optional_data_config(args, run_dir, fields=RUN_DATA_FIELDS):
+    return run_data_config(args, run_dir, fields)
 
 
 def run_evaluate_captions(args):
@@ -135,7 +143,7 @@ def run_evaluate_region_captions(args):
     report = evaluate_region_captions(
         args.run,
         args.truth,
-        data_config=_optional_data_config(args, args.run),
+        data_config=_optional_data_config(args, args.run, REGION_RUN_DATA_FIELDS),
         split=args.split,
         beam=args.beam,
         full_frame_run=args.full_frame_run,

@@ -145,12 +145,15 @@ class _CachedSplit:
             },
         )
 
-    def pairs(self, shuffle, seed, batch_size):
+    def pairs(self, shuffle, seed, batch_size, region_texts=None):
         """Unbatched {"region_features", "region_mask", "text", "image_id"}: one per sentence of the records.
 
         Unshuffled: record order, each record's sentences in order. Shuffled (a new order each epoch):
         the shards in a new order, interleaved, through an image buffer, expanded to sentences, then
         through a pair buffer; both buffers are bounded (`SHUFFLE_BUFFER_BYTES`, `SHUFFLE_BUFFER_MAX_EXAMPLES`).
+
+        ``region_texts`` (one list per record of (text, region index) pairs) replaces the sentences:
+        each pair's image side is then that one region of the image (R = 1), as region captioning reads it.
         """
         if shuffle:
             images, distinct = self.store.select(self.filenames, shuffle=True, seed=_offset_seed(seed, 1))
@@ -171,22 +174,27 @@ class _CachedSplit:
             )
         # Sentences grouped by image: those of group g are texts[starts[g]:starts[g + 1]].
         by_group = [[] for _ in distinct]
-        for record, group in zip(self.records, groups):
-            by_group[group].extend((sentence.text, record.image_id) for sentence in record.sentences)
+        for position, (record, group) in enumerate(zip(self.records, groups)):
+            if region_texts is None:
+                by_group[group].extend((sentence.text, record.image_id, 0) for sentence in record.sentences)
+            else:
+                by_group[group].extend((entry_text, record.image_id, region) for entry_text, region in region_texts[position])
         starts = tf.constant(np.cumsum([0] + [len(entries) for entries in by_group]), tf.int64)
         texts = tf.constant([entry[0] for entries in by_group for entry in entries] or [""], tf.string)
         image_ids = tf.constant([entry[1] for entries in by_group for entry in entries] or [0], tf.int64)
+        regions = tf.constant([entry[2] for entries in by_group for entry in entries] or [0], tf.int64)
         num_pairs = int(starts[-1])
 
         def expand(example):
             start, end = starts[example["key"]], starts[example["key"] + 1]
             count = tf.cast(end - start, tf.int32)
-            return {
-                "region_features": tf.tile(example["region_features"][None], tf.stack([count, 1, 1])),  # [n, R, D]
-                "region_mask": tf.tile(example["region_mask"][None], tf.stack([count, 1])),  # [n, R]
-                "text": texts[start:end],
-                "image_id": image_ids[start:end],
-            }
+            if region_texts is None:
+                features = tf.tile(example["region_features"][None], tf.stack([count, 1, 1]))  # [n, R, D]
+                mask = tf.tile(example["region_mask"][None], tf.stack([count, 1]))  # [n, R]
+            else:
+                features = tf.gather(example["region_features"], regions[start:end])[:, None, :]  # [n, 1, D]
+                mask = tf.ones(tf.stack([count, 1]), tf.bool)
+            return {"region_features": features, "region_mask": mask, "text": texts[start:end], "image_id": image_ids[start:end]}
 
         pairs = images.map(expand, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
         if shuffle:
@@ -450,6 +458,27 @@ def caption_dataset(
     )
 
 
+def _cached_region_caption_dataset(snippets, records, store, vocabulary, config, batch_size, shuffle, seed):
+    index_of = {record.filename: index for index, record in enumerate(records)}
+    region_texts = [[] for _ in records]
+    for number, snippet in enumerate(snippets):
+        if snippet["filename"] not in index_of:
+            raise ValueError(f"snippet {number}: filename {snippet['filename']!r} is not among the records")
+        region = snippet.get("region")
+        if isinstance(region, bool) or not isinstance(region, int) or not 0 <= region < store.regions:
+            raise ValueError(
+                f"snippet {number} ({snippet['filename']}): cached region captioning needs `region`, an index into the "
+                f"{store.regions} cached regions of {store.path}, received {region!r}"
+            )
+        words = snippet["words"]
+        region_texts[index_of[snippet["filename"]]].append((" ".join(words) if isinstance(words, list) else str(words), region))
+    # Only the images with snippets are read from the store.
+    kept = [position for position, entries in enumerate(region_texts) if entries]
+    split = _CachedSplit([records[position] for position in kept], store)
+    pairs = split.pairs(shuffle, seed, batch_size, region_texts=[region_texts[position] for position in kept])
+    return _batch_pairs(pairs, vocabulary, config, batch_size, seed, captions=True, flip=False)
+
+
 def load_snippets(snippets):
     """A snippets list, or the path of a snippets JSON file -> list of dicts, checked.
 
@@ -478,12 +507,21 @@ def load_snippets(snippets):
     return snippets
 
 
-def region_caption_dataset(snippets, records, image_root, vocabulary, config, batch_size, shuffle=True, seed=0):
+def region_caption_dataset(snippets, records, image_root, vocabulary, config, batch_size, shuffle=True, seed=0, features=None):
     """(region, snippet) pairs: R = 1 region, the snippet's box; `tokens` START snippet words END.
 
+    Pixel mode pools the snippet's `box` from the image. Cached mode (``features`` a `FeatureStore`)
+    reads the snippet's `region` (an index into the image's cached regions: 0 the whole image, k the
+    k-th box of the boxes file the store was cached from) and streams it from the shards; unshuffled,
+    the pairs come grouped by image in record order (a snippet list in that order keeps its order).
+
     Args:
-        snippets: list of `{"filename", "words", "box", ...}` (the `vsa-tf align` output) or its path.
+        snippets: list of `{"filename", "words", "box", ...}` (the `vsa-tf align` output) or its path;
+            cached mode also needs `region` in each.
+        features: optional `FeatureStore` (cached mode).
     """
+    if features is not None:
+        return _cached_region_caption_dataset(load_snippets(snippets), records, features, vocabulary, config, batch_size, shuffle, seed)
     snippets = load_snippets(snippets)
     index_of = {record.filename: index for index, record in enumerate(records)}
     image_side = _ImageSide(records, image_root, None, config, whole_image_only=True)

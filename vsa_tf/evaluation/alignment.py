@@ -46,6 +46,33 @@ def read_truth(path):
     return validate_truth(truth["images"], source=f"Truth file {path}")
 
 
+def truth_boxes(truth, filenames=None):
+    """The objects' boxes of a truth dict (`read_truth`) as a boxes mapping {filename: [[x0, y0, x1, y1], ...]}.
+
+    Largest first (stable), duplicates once; images without objects are left out. Written as a boxes
+    JSON (`vsa-tf truth-boxes`), it lets `cache-features` cache a feature for every truth region, which
+    Table 3's region-caption evaluation of cached-feature runs reads.
+
+    Args:
+        truth: {filename: {"objects": [{"box"}, ...], ...}}.
+        filenames: optional iterable of the images to keep (default: all).
+    """
+    wanted = None if filenames is None else set(filenames)
+    result = {}
+    for filename, image in truth.items():
+        if wanted is not None and filename not in wanted:
+            continue
+        boxes = []
+        for obj in image["objects"]:
+            box = [float(value) for value in obj["box"]]
+            if box not in boxes:
+                boxes.append(box)
+        boxes.sort(key=lambda box: -(box[2] - box[0]) * (box[3] - box[1]))
+        if boxes:
+            result[filename] = boxes
+    return result
+
+
 def _is_finite_number(value):
     """An int or float (not bool) that is finite; False for an integer beyond any float."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):

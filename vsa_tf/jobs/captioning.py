@@ -97,8 +97,6 @@ class CaptionTask(trainer.TrainingTask):
             raise ValueError(FINE_TUNE_WITHOUT_ALIGNMENT)
         if self.cnn_from_alignment is not None and features:
             raise ValueError("cnn_from_alignment gives the captioner a CNN on pixels; remove `features` from the data config")
-        if features and self.snippets_path:
-            raise ValueError("Region captioning (--snippets) pools the snippets' boxes from pixels; remove `features` from the data config")
         config = config.replace(image=config.image.replace(mode="cached" if features else "pixels"))
         return super().prepare(config.replace(region_captions=bool(self.snippets_path)))
 
@@ -134,11 +132,14 @@ class CaptionTask(trainer.TrainingTask):
         train_snippets, val_snippets = _snippets_of(snippets, train_records), _snippets_of(snippets, val_records)
         if not train_snippets:
             raise ValueError(f"{self.snippets_path}: no snippet belongs to a train-split image of {config.data.dataset}")
+        if data.store is not None:
+            check_snippet_regions(train_snippets + val_snippets, data.boxes, config.data.max_boxes, self.snippets_path)
         train = pipelines.region_caption_dataset(
-            train_snippets, train_records, images, vocabulary, config.data, config.batch_size, shuffle=True, seed=config.seed
+            train_snippets, train_records, images, vocabulary, config.data, config.batch_size, shuffle=True, seed=config.seed,
+            features=data.store,
         )
         validation = pipelines.region_caption_dataset(
-            val_snippets, val_records, images, vocabulary, config.data, config.batch_size, shuffle=False
+            val_snippets, val_records, images, vocabulary, config.data, config.batch_size, shuffle=False, features=data.store
         ) if val_snippets else None
         return train, validation
 
@@ -515,23 +516,78 @@ def region_references(records, truth):
     return regions
 
 
-def _region_dataset(regions, records, data_config, vocabulary, batch_size):
-    """The regions as R = 1 caption batches (image + the region's box), in order."""
-    snippets = [{"filename": region["filename"], "words": region["references"][0].split(), "box": region["box"]} for region in regions]
-    return pipelines.region_caption_dataset(snippets, records, data_config.images, vocabulary, data_config, batch_size, shuffle=False)
+# A box of a snippet or of a truth region is region k of the cached features when its coordinates
+# differ from the k-th box of the boxes file by at most this many pixels.
+BOX_MATCH_PIXELS = 0.5
 
 
-def _ranking_baseline(alignment_run, regions, records, data_config, snippets, batch_size):
+def _box_matches(box, other):
+    return max(abs(float(a) - float(b)) for a, b in zip(box, other)) <= BOX_MATCH_PIXELS
+
+
+def check_snippet_regions(snippets, boxes, max_boxes, source):
+    """Cached region captioning reads region `region` of the snippet's image: that region must be the snippet's box.
+
+    Region k >= 1 of cached features is the k-th of the first ``max_boxes`` boxes of the boxes file they
+    were cached from (``boxes``, filename -> pixel boxes); region 0 is the whole image. A snippet whose
+    `box` is not that box comes from another region set (other boxes, other proposals).
+
+    Raises:
+        ValueError: naming ``source``, the snippet, its region and both boxes.
+    """
+    for number, snippet in enumerate(snippets):
+        region = snippet.get("region")
+        if not region:
+            continue
+        image_boxes = list((boxes or {}).get(snippet["filename"], []))[: int(max_boxes)]
+        if region > len(image_boxes) or not _box_matches(snippet["box"], image_boxes[region - 1]):
+            cached = image_boxes[region - 1] if region <= len(image_boxes) else "none"
+            raise ValueError(
+                f"{source}: snippet {number} ({snippet['filename']}) names region {region} with box {snippet['box']}, "
+                f"but region {region} of the cached features is box {cached} of the data config's boxes file: "
+                "the snippets come from another region set than the features (align with the same boxes or proposals)"
+            )
+
+
+def cached_region_indices(regions, boxes, max_boxes):
+    """For each region ({"filename", "box"}), its index among the cached regions (1 + its position in the
+    boxes file's first ``max_boxes`` boxes of the image), or None when no box of the image matches it."""
+    indices = []
+    for region in regions:
+        image_boxes = list((boxes or {}).get(region["filename"], []))[: int(max_boxes)]
+        indices.append(next((k + 1 for k, box in enumerate(image_boxes) if _box_matches(region["box"], box)), None))
+    return indices
+
+
+def _region_dataset(regions, records, data_config, vocabulary, batch_size, store=None):
+    """The regions as R = 1 caption batches, in order: the image + the region's box (pixel mode) or the
+    region's cached features (``store``; each region needs its `region` index)."""
+    snippets = []
+    for region in regions:
+        snippet = {"filename": region["filename"], "words": region["references"][0].split(), "box": region["box"]}
+        if store is not None:
+            snippet["region"] = region["region"]
+        snippets.append(snippet)
+    return pipelines.region_caption_dataset(
+        snippets, records, data_config.images, vocabulary, data_config, batch_size, shuffle=False, features=store
+    )
+
+
+def _ranking_baseline(alignment_run, regions, records, data_config, snippets, batch_size, store=None):
     """For each region, the training snippet whose words the alignment model scores highest with it."""
     loaded = run_folder.as_run(alignment_run, "alignment")
-    if loaded.config.image.mode != "pixels":
-        raise ValueError(f"{alignment_run}: the ranking baseline pools the regions' boxes from pixels; it needs a pixel-mode alignment run")
+    mode = "cached" if store is not None else "pixels"
+    if loaded.config.image.mode != mode:
+        raise ValueError(
+            f"{alignment_run}: a {loaded.config.image.mode}-mode alignment run cannot score the regions of a {mode}-mode "
+            "evaluation; give an alignment run trained the same way as the caption runs"
+        )
     # The alignment model sees the images at its own training size.
     data_config = data_config.replace(image_size=tuple(loaded.config.data.image_size))
     texts = sorted({" ".join(snippet["words"]) if isinstance(snippet["words"], list) else str(snippet["words"]) for snippet in snippets})
     scores = retrieval.score_matrix(*retrieval.encode_dataset(
         loaded.model,
-        _region_dataset(regions, records, data_config, loaded.vocabulary, batch_size),
+        _region_dataset(regions, records, data_config, loaded.vocabulary, batch_size, store),
         pipelines.sentences_dataset(texts, loaded.vocabulary, data_config, batch_size),
     ))
     return [texts[index] for index in np.argmax(scores, axis=1)]
@@ -555,6 +611,12 @@ def evaluate_region_captions(
     when an alignment run and the training snippets are given, the ranking baseline (the training
     snippet with the best alignment score for the region).
 
+    Runs trained on cached features are evaluated on cached features (the data config's `features`
+    and the `boxes` file they were cached from): each truth region is the cached region whose box it
+    is. Regions whose box is not among the image's cached boxes are left out and counted
+    (`num_regions_without_features`, a notice on stderr); to evaluate every truth region, cache
+    features of the truth's own boxes (`vsa-tf truth-boxes`, then `vsa-tf cache-features --boxes`).
+
     Args:
         region_run: run folder (or `CaptionRun`) trained with `--snippets`.
         truth_path: the synthetic world's truth.json.
@@ -567,7 +629,8 @@ def evaluate_region_captions(
         json_out: optional JSON report path.
         batch_size: regions per batch.
     Returns:
-        {"split", "num_regions", "region_model": metrics, "full_frame_model"?: metrics, "ranking_baseline"?: metrics}.
+        {"split", "num_regions", "region_model": metrics, "full_frame_model"?: metrics, "ranking_baseline"?: metrics};
+        cached mode adds "num_regions_without_features".
     """
     region_run = run_folder.as_run(region_run, "caption")
     data_config = data_config or region_run.config.data
@@ -576,15 +639,42 @@ def evaluate_region_captions(
     regions = region_references(records, read_truth(truth_path))
     if not regions:
         raise ValueError(f"{truth_path}: no object phrases for the {split!r} images of {data_config.dataset}")
-    references = {index: region["references"] for index, region in enumerate(regions)}
-    report = {"split": split, "num_regions": len(regions)}
     runs = [("region_model", region_run)]
     if full_frame_run is not None:
         runs.append(("full_frame_model", run_folder.as_run(full_frame_run, "caption")))
+    modes = {run.config.image.mode for _, run in runs}
+    if len(modes) > 1:
+        raise ValueError(
+            f"{region_run.folder} and {full_frame_run} read images differently ({sorted(modes)}): compare runs trained the same way"
+        )
+    store = None
+    report = {"split": split}
+    if modes == {"cached"}:
+        if not data_config.features:
+            raise ValueError(f"{region_run.folder} was trained on cached features; give the features folder in the data config")
+        store = FeatureStore(data_config.features)
+        boxes = boxes_lib.read_boxes(data_config.boxes) if data_config.boxes else {}
+        indices = cached_region_indices(regions, boxes, min(int(data_config.max_boxes), store.regions - 1))
+        kept = [dict(region, region=index) for region, index in zip(regions, indices) if index is not None]
+        report["num_regions_without_features"] = len(regions) - len(kept)
+        if report["num_regions_without_features"]:
+            print(
+                f"notice: {report['num_regions_without_features']} of {len(regions)} truth regions are not among the cached "
+                f"regions of {data_config.features} (boxes {data_config.boxes}) and are left out",
+                file=sys.stderr,
+            )
+        if not kept:
+            raise ValueError(
+                f"{truth_path}: no truth region of the {split!r} images is a cached region of {data_config.features} "
+                f"(boxes {data_config.boxes}); cache features of the truth's boxes (`vsa-tf truth-boxes`)"
+            )
+        regions = kept
+    elif data_config.features:
+        raise ValueError(f"{region_run.folder} is a pixel-mode run; evaluate it without `features` in the data config")
+    references = {index: region["references"] for index, region in enumerate(regions)}
+    report["num_regions"] = len(regions)
     for name, run in runs:
-        if run.config.image.mode != "pixels":
-            raise ValueError(f"{run.folder}: region captions need a pixel-mode run (the boxes are pooled from the images)")
-        captions, _ = generate_captions(run, _region_dataset(regions, records, data_config, run.vocabulary, batch_size), beam)
+        captions, _ = generate_captions(run, _region_dataset(regions, records, data_config, run.vocabulary, batch_size, store), beam)
         report[name] = caption_metrics.caption_scores(references, caption_metrics.non_empty(dict(enumerate(captions))))
         report[f"{name}_examples"] = [
             {"filename": region["filename"], "box": region["box"], "caption": caption, "references": region["references"]}
@@ -596,7 +686,7 @@ def evaluate_region_captions(
         train_snippets = _snippets_of(pipelines.load_snippets(snippets_path), dataset.split("train"))
         if not train_snippets:
             raise ValueError(f"{snippets_path}: no snippet belongs to a train-split image")
-        retrieved = _ranking_baseline(alignment_run, regions, records, data_config, train_snippets, batch_size)
+        retrieved = _ranking_baseline(alignment_run, regions, records, data_config, train_snippets, batch_size, store)
         report["ranking_baseline"] = caption_metrics.caption_scores(references, dict(enumerate(retrieved)))
     if json_out:
         run_folder.write_json(json_out, report, sort_keys=True)
