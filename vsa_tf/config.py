@@ -849,7 +849,9 @@ class PipelineConfig(PipelineSettings):
         train_proposals: train a proposal network in the pipeline on `data.boxes`, whose proposals become
             the regions of every later stage.
         feature_mode: "pixels" (the CNN trained with the alignment model) or "cached" (region features of
-            the frozen pretrained backbone `backbone_weights`, computed once by the features stage).
+            the frozen pretrained backbone `backbone_weights`, computed once by the features stage: the
+            paper's fixed CNN features, and the only mode that fits a real dataset on a CPU); None = "cached"
+            when `backbone_weights` is given, else "pixels" (the built-in small CNN).
         backbone_weights: local EfficientNet-Lite0 `.weights.h5` (ImageNet): the pixel-mode CNN starts
             from it, the cached features come from it; None = the built-in small CNN from scratch.
         bag_of_words: also train the bag-of-words ablation of the alignment model.
@@ -863,12 +865,19 @@ class PipelineConfig(PipelineSettings):
     truth: typing.Optional[str] = None
     world: typing.Optional[typing.Tuple[int, int, int]] = None
     train_proposals: bool = False
-    feature_mode: str = "pixels"
+    feature_mode: typing.Optional[str] = None
     backbone_weights: typing.Optional[str] = None
     bag_of_words: bool = True
     compare_proposals: bool = False
     saved_models: typing.Optional[str] = None
     report_dir: typing.Optional[str] = None
+
+    @property
+    def resolved_feature_mode(self):
+        """The feature mode the pipeline runs in: `feature_mode`, or for None "cached" with backbone weights, else "pixels"."""
+        if self.feature_mode is not None:
+            return self.feature_mode
+        return "cached" if self.backbone_weights else "pixels"
 
     def __post_init__(self):
         super().__post_init__()
@@ -877,15 +886,15 @@ class PipelineConfig(PipelineSettings):
             self.world = tuple(int(count) for count in self.world)
             if len(self.world) != 3 or min(self.world) < 0:
                 raise ValueError(f"PipelineConfig.world must be (train, val, test) image counts, received {self.world!r}")
-        if self.feature_mode not in PIPELINE_FEATURE_MODES:
+        if self.feature_mode is not None and self.feature_mode not in PIPELINE_FEATURE_MODES:
             raise ValueError(f"PipelineConfig.feature_mode must be one of {list(PIPELINE_FEATURE_MODES)}, received {self.feature_mode!r}")
         if self.train_proposals and (self.data.proposals or (self.world is None and not self.data.boxes)):
             raise ValueError(
                 f"PipelineConfig.train_proposals learns from a boxes file: give data.boxes, not a proposals run "
                 f"(boxes {self.data.boxes!r}, proposals {self.data.proposals!r})"
             )
-        if self.compare_proposals and (self.feature_mode != "pixels" or (self.world is None and not self.truth)):
+        if self.compare_proposals and (self.resolved_feature_mode != "pixels" or (self.world is None and not self.truth)):
             raise ValueError(
                 f"PipelineConfig.compare_proposals needs pixel mode and a truth file "
-                f"(feature_mode {self.feature_mode!r}, truth {self.truth!r})"
+                f"(feature_mode {self.resolved_feature_mode!r}, truth {self.truth!r})"
             )

@@ -24,6 +24,16 @@ def test_options_become_the_pipeline_config():
     assert args.stages == ["alignment", "report"]
 
 
+def test_backbone_weights_choose_cached_features_unless_the_mode_is_given():
+    parser = cli.build_parser()
+    base = ["pipeline", "--dataset", "d.json", "--images", "images", "--out", "o"]
+    chosen = {
+        extra_tuple: config_from_arguments(parser.parse_args(base + list(extra_tuple)), config.PipelineConfig).resolved_feature_mode
+        for extra_tuple in [(), ("--backbone-weights", "w.weights.h5"), ("--backbone-weights", "w.weights.h5", "--feature-mode", "pixels")]
+    }
+    assert list(chosen.values()) == ["pixels", "cached", "pixels"]
+
+
 def test_unknown_stage_and_feature_mode_are_refused(capsys):
     parser = cli.build_parser()
     with pytest.raises(SystemExit):

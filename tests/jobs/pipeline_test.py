@@ -155,3 +155,51 @@ def test_snippets_with_val_as_the_evaluation_split_reuse_the_beta_tables_scoring
     assert set(accuracy) == {"0.0", "1.0"}
     assert read_snippets(folders.val_snippets) == alignment.align_split(brnn, split="val", beta=2.0)
     assert read_snippets(folders.train_snippets) == alignment.align_split(brnn, split="train", beta=2.0)
+
+
+def test_cached_mode_trains_the_captioners_on_the_cached_features_and_table3_on_each_truth_objects_own(tmp_path, monkeypatch):
+    from tests.pretrained.tiny_efficientnet import tiny_feature_model, write_tiny_weights
+    from vsa_tf.data.features import FeatureStore
+    from vsa_tf.data.readers import read_dataset
+    from vsa_tf.evaluation.alignment import read_truth, truth_boxes
+    from vsa_tf.jobs import features as features_job
+    from vsa_tf.jobs.run_folder import Run
+
+    world = tiny_world(tmp_path / "world", counts=(16, 4, 4))
+    weights = write_tiny_weights(tmp_path / "tiny.weights.h5")
+    real_cache = features_job.cache_region_features
+    monkeypatch.setattr(  # the tiny EfficientNet-Lite0 stands in for the ImageNet one
+        features_job, "cache_region_features", lambda *args, **kwargs: real_cache(*args, feature_model=tiny_feature_model(weights), **kwargs)
+    )
+    config = PipelineConfig(
+        data=DataConfig(dataset=str(world / "dataset.json"), images=str(world / "images"), boxes=str(world / "boxes.json"),
+                        image_size=(64, 64), min_word_count=1),
+        truth=str(world / "truth.json"), feature_mode="cached", backbone_weights=weights,
+        saved_models=str(tmp_path / "saved_models"), **dict(TINY_SETTINGS, bag_of_words=False),
+    )
+    out = tmp_path / "out"
+    summary = pipeline.run_pipeline(config, str(out))
+    assert "features" in [stage.name for stage in pipeline.pipeline_stages(config)]
+    for name in ("caption_full_frame", "caption_regions"):
+        run = Run.load(str(out / "runs" / name))
+        assert run.config.image.mode == "cached" and run.config.data.features == str(out / "features")
+    # Table 3 read every truth object of the evaluated test images from the truth boxes' own features.
+    test_records = read_dataset(config.data.dataset).split("test")
+    truth = read_truth(config.truth)
+    region_report = summary["region_captions"]
+    assert region_report["num_regions_without_features"] == 0
+    assert region_report["num_regions"] == len(captioning.region_references(test_records[: config.caption_eval_images], truth))
+    store = FeatureStore(str(out / "truth_features"))
+    assert sorted(store.filenames) == sorted(record.filename for record in test_records)
+    written = json.loads((out / "runs" / "truth_boxes.json").read_text())
+    assert written == truth_boxes(truth, store.filenames)
+    assert summary["caption_figures"]["regions"] and all(os.path.exists(path) for path in summary["caption_figures"]["regions"])
+    assert os.path.exists(os.path.join(config.saved_models, "captioner", "1", "saved_model.pb"))
+
+
+def test_a_folder_saved_with_an_explicit_feature_mode_accepts_the_same_mode_resolved(tmp_path):
+    data = DataConfig(dataset="d.json", images="images")
+    pipeline.check_same_config(PipelineConfig(data=data, feature_mode="pixels"), str(tmp_path))
+    pipeline.check_same_config(PipelineConfig(data=data), str(tmp_path))  # None without weights is "pixels"
+    with pytest.raises(ValueError, match=r"feature_mode: 'pixels' there, 'cached' now"):
+        pipeline.check_same_config(PipelineConfig(data=data, backbone_weights="w.weights.h5"), str(tmp_path))

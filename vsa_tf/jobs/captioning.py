@@ -410,6 +410,44 @@ def caption_images(run, image_paths, boxes=None, beam=None, batch_size=16):
     return results
 
 
+def _store_of(run, data_config):
+    """The `FeatureStore` a cached-mode run reads (`data_config.features`), None for a pixel-mode run."""
+    store = FeatureStore(data_config.features) if run.config.image.mode == "cached" else None
+    if store is None and data_config.features:
+        raise ValueError(f"{run.folder} is a pixel-mode run; evaluate it without `features` in the data config")
+    if store is not None and not data_config.features:
+        raise ValueError(f"{run.folder} was trained on cached features; give the features folder in the data config")
+    return store
+
+
+def caption_records(run, records, data_config, beam=None, batch_size=16):
+    """Whole-image captions of dataset ``records``, in order: a pixel-mode run reads the images under
+    `data_config.images`, a cached-mode run region 0 of `data_config.features`."""
+    run = run_folder.as_run(run, "caption")
+    captions, _ = generate_captions(run, _whole_image_dataset(records, data_config, batch_size, _store_of(run, data_config)), beam)
+    return captions
+
+
+def caption_regions(run, regions, records, data_config, beam=None, batch_size=16):
+    """Captions of ``regions`` ({"filename", "box"} pixel boxes of images of ``records``), in order.
+
+    A pixel-mode run pools each box from the image; a cached-mode run reads the box's cached feature
+    (`data_config.features`, cached from the `data_config.boxes` file) and gives None for a box not
+    among them. Cached mode needs the regions grouped by image in the order of ``records``.
+    """
+    run = run_folder.as_run(run, "caption")
+    store = _store_of(run, data_config)
+    items = [dict(region, references=[""]) for region in regions]
+    if store is None:
+        captions, _ = generate_captions(run, _region_dataset(items, records, data_config, run.vocabulary, batch_size), beam)
+        return captions
+    boxes = boxes_lib.read_boxes(data_config.boxes) if data_config.boxes else {}
+    indices = cached_region_indices(items, boxes, min(int(data_config.max_boxes), store.regions - 1))
+    kept = [dict(item, region=index) for item, index in zip(items, indices) if index is not None]
+    captions = iter(generate_captions(run, _region_dataset(kept, records, data_config, run.vocabulary, batch_size, store), beam)[0]) if kept else iter(())
+    return [next(captions) if index is not None else None for index in indices]
+
+
 def _whole_image_dataset(records, data_config, batch_size, store=None):
     # max_boxes 0: only region 0 (the whole image) is pooled.
     return pipelines.images_dataset(records, data_config.images, None, data_config.replace(max_boxes=0), batch_size, features=store)
@@ -445,11 +483,7 @@ def evaluate_captions(
     records, train_records = dataset.split(split), dataset.split("train")
     if not records:
         raise ValueError(f"{data_config.dataset}: the {split!r} split is empty")
-    store = FeatureStore(data_config.features) if run.config.image.mode == "cached" else None
-    if store is None and data_config.features:
-        raise ValueError(f"{run.folder} is a pixel-mode run; evaluate it without `features` in the data config")
-    if store is not None and not data_config.features:
-        raise ValueError(f"{run.folder} was trained on cached features; give the features folder in the data config")
+    store = _store_of(run, data_config)
     candidates_list, features = generate_captions(run, _whole_image_dataset(records, data_config, batch_size, store), beam)
     train_captions = [[sentence.text for sentence in record.sentences] for record in train_records]
     neighbour_captions = None

@@ -36,6 +36,7 @@ from vsa_tf.evaluation.binding import twin_binding_accuracy
 from vsa_tf.jobs import alignment as alignment_job
 from vsa_tf.jobs import captioning as caption_job
 from vsa_tf.jobs import embedding as embedding_job
+from vsa_tf.jobs import features as features_job
 from vsa_tf.jobs import proposals as proposal_job
 from vsa_tf.jobs import retrieval as retrieval_job
 from vsa_tf.jobs import run_folder
@@ -107,6 +108,8 @@ class PipelineFolders:
         self.object_boxes = os.path.join(self.runs, "object_boxes.json")
         self.proposal_boxes = os.path.join(self.runs, "proposals_test_boxes.json")
         self.proposal_report = os.path.join(self.runs, "proposals_comparison.json")
+        self.truth_boxes = os.path.join(self.runs, "truth_boxes.json")
+        self.truth_features = os.path.join(self.out_dir, "truth_features")
 
     def truth_path(self, config):
         """The truth JSON of a `PipelineConfig` (the world's when it generates one), or None."""
@@ -126,14 +129,14 @@ class PipelineFolders:
         data = self.source_data(config)
         if config.train_proposals or data.proposals:
             data = data.replace(boxes=self.region_boxes, proposals=None)
-        if config.feature_mode == "cached":
+        if config.resolved_feature_mode == "cached":
             data = data.replace(features=self.features)
         return data
 
 
 def alignment_image(config):
     """The alignment model's (and the joint embedding's) image side of a `PipelineConfig`."""
-    if getattr(config, "feature_mode", "pixels") == "cached":
+    if getattr(config, "resolved_feature_mode", "pixels") == "cached":
         return ImageEncoderConfig(mode="cached", pool_size=config.pool_size, normalization="l2")
     if getattr(config, "backbone_weights", None):
         return ImageEncoderConfig(backbone="efficientnet_lite_b0", weights=config.backbone_weights, pool_size=config.pool_size)
@@ -194,18 +197,23 @@ def snippet_alignment(config, brnn, dataset, truth, truth_path, folders, split="
     return accuracy, figures
 
 
+def _cached(config):
+    return getattr(config, "resolved_feature_mode", "pixels") == "cached"
+
+
 def train_captioners(config, data, folders, split="test"):
     """The full-frame captioner and the region captioner (train + val snippets; train only when val is
-    the evaluation split), both on the BRNN's CNN (in cached mode: on the frozen pretrained backbone)."""
+    the evaluation split), both on the BRNN's CNN (in cached mode: on the cached features of the frozen
+    pretrained backbone, the whole image's for the full frame, each snippet's region for the regions)."""
     # The paper's captioner reads a trained CNN's features: here the alignment model's CNN
     # (cnn_from_alignment), kept fixed or fine-tuned (`fine_tune_caption_cnn`), its features
-    # layer-normalised before W_hi (eq. 13).
-    cached = getattr(config, "feature_mode", "pixels") == "cached"
+    # layer-normalised before W_hi (eq. 13). In cached mode the CNN is the fixed pretrained backbone,
+    # read from the features stage's store, so no image is decoded again.
+    cached = _cached(config)
     image = ImageEncoderConfig(pool_size=config.pool_size, normalization="layer")
-    if cached:  # the captioners read pixels (region captions pool snippet boxes): the cached features' backbone
-        image = image.replace(backbone="efficientnet_lite_b0", weights=config.backbone_weights, frozen=True)
     caption_config = CaptionConfig(
-        data=data.replace(max_words=config.caption_max_words, features=None), max_length=config.caption_max_words + 1,
+        data=data.replace(max_words=config.caption_max_words, features=data.features if cached else None),
+        max_length=config.caption_max_words + 1,
         hidden_dim=config.caption_hidden, embedding_dim=config.caption_hidden, epochs=config.caption_epochs,
         batch_size=config.caption_batch_size, beam_size=config.beam_size, seed=config.seed,
         image=image, dropout=0.2, learning_rate=config.caption_learning_rate, patience=0,
@@ -217,10 +225,31 @@ def train_captioners(config, data, folders, split="test"):
     caption_job.train_captioner(caption_config, run_dir=folders.regions, snippets_path=merged_snippets, verbose=2, **cnn)
 
 
-def caption_evaluation(config, data, dataset, truth, truth_path, folders, split="test", oracle=False):
+def truth_region_data(config, data, truth_path, folders, split="test"):
+    """The data config whose cached features hold every truth object of `split` (cached mode).
+
+    The truth's boxes of the split's images (`evaluation.alignment.truth_boxes`) are written to
+    `folders.truth_boxes` and their features cached into `folders.truth_features` with the features
+    stage's settings (a rerun resumes or reuses them), so Table 3 reads each truth region's own feature.
+    """
+    dataset = readers.read_data_config(data)
+    filenames = [record.filename for record in dataset.split(split)]
+    boxes = alignment_evaluation.truth_boxes(alignment_evaluation.read_truth(truth_path), filenames)
+    atomic_write_text(folders.truth_boxes, json.dumps(boxes) + "\n")
+    most = max([len(value) for value in boxes.values()] + [1])
+    features_job.cache_region_features(
+        data.dataset, data.images, folders.truth_boxes, config.backbone_weights, folders.truth_features, image_size=data.image_size,
+        max_boxes=most, splits=(split,), pool_size=config.pool_size,
+    )
+    return data.replace(boxes=folders.truth_boxes, features=folders.truth_features, max_boxes=most)
+
+
+def caption_evaluation(config, data, dataset, truth, truth_path, folders, split="test", oracle=False, region_data=None):
     """Tables 2 and 3: {"captions": {"beam B": report}, "region_captions" (with a truth file),
-    "caption_oracle" (`oracle`: the synthetic world's own sentence distribution)}."""
-    data = data.replace(features=None)
+    "caption_oracle" (`oracle`: the synthetic world's own sentence distribution)}. Cached mode reads the
+    features stage's store, and the truth regions' own cached features (``region_data``, from
+    `truth_region_data`; computed here when not given)."""
+    data = data if _cached(config) else data.replace(features=None)
     caption_data = _caption_subset(data, config.caption_eval_images, os.path.join(folders.runs, "caption_eval_dataset.json"), split)
     full_frame = run_folder.Run.load(folders.full_frame, "caption")
     captions = {}
@@ -232,8 +261,13 @@ def caption_evaluation(config, data, dataset, truth, truth_path, folders, split=
         )
     result = {"captions": captions}
     if truth_path:
+        if _cached(config):
+            region_data = region_data or truth_region_data(config, data, truth_path, folders, split)
+            region_data = caption_data.replace(boxes=region_data.boxes, features=region_data.features, max_boxes=region_data.max_boxes)
+        else:
+            region_data = caption_data
         result["region_captions"] = caption_job.evaluate_region_captions(
-            folders.regions, truth_path, data_config=caption_data, split=split, beam=config.beam_size, full_frame_run=full_frame,
+            folders.regions, truth_path, data_config=region_data, split=split, beam=config.beam_size, full_frame_run=full_frame,
             alignment_run=folders.brnn, snippets_path=folders.train_snippets, json_out=os.path.join(folders.regions, "region_captions.json"),
         )
     if oracle:
@@ -492,30 +526,34 @@ def print_captions(captions, region_captions=None, oracle=None):
             print(f"    {name:18s} " + " ".join(f"{values.get(key, float('nan')):7.3f}" for key in keys[:4]), flush=True)
 
 
-def caption_figures(config, folders, dataset, data, truth, split="test"):
+def caption_figures(config, folders, dataset, data, truth, split="test", region_data=None):
     """Paper Figures 6 and 7: generated captions under evaluation images, region captions on their boxes
-    (the true objects with a truth file, else the first 3 boxes of the boxes file)."""
+    (the true objects with a truth file, else the first 3 boxes of the boxes file). Cached-mode runs
+    caption the images' cached features (`data.features`; the regions' from ``region_data``)."""
     records = dataset.split(split)[:8]
     paths = [os.path.join(data.images, record.filename) for record in records]
-    generated = caption_job.caption_images(folders.full_frame, paths, beam=config.beam_size)
+    generated = caption_job.caption_records(folders.full_frame, records, data, beam=config.beam_size)
     items = [
-        {"image": path, "caption": result["caption"], "reference": record.sentences[0].raw or record.sentences[0].text}
-        for record, path, result in zip(records, paths, generated)
+        {"image": path, "caption": caption, "reference": record.sentences[0].raw or record.sentences[0].text}
+        for record, path, caption in zip(records, paths, generated)
     ]
     full_figure = os.path.join(folders.figures, "captions_full_frame.png")
     plot_image_captions(items, full_figure)
     region_figures = []
+    region_data = region_data or data
     boxes = boxes_lib.read_boxes(data.boxes) if data.boxes else {}
     for index, record in enumerate(_multi_object_records(dataset.split(split), truth, count=3)):
         path = os.path.join(data.images, record.filename)
         if truth is not None:
-            image_boxes = [obj["box"] for obj in _objects(truth, record.filename)]
+            image_boxes = [[float(value) for value in obj["box"]] for obj in _objects(truth, record.filename)]
         else:
             image_boxes = [[float(value) for value in box] for box in boxes.get(record.filename, [])[:3]]
         if not image_boxes:
             continue
-        results = caption_job.caption_images(folders.regions, [path], boxes={path: image_boxes}, beam=config.beam_size)
-        regions = [{"box": result["box"], "caption": result["caption"]} for result in results]
+        captions = caption_job.caption_regions(
+            folders.regions, [{"filename": record.filename, "box": box} for box in image_boxes], [record], region_data, beam=config.beam_size
+        )
+        regions = [{"box": box, "caption": caption} for box, caption in zip(image_boxes, captions) if caption is not None]
         figure = os.path.join(folders.figures, f"captions_regions_{index}.png")
         plot_region_captions(path, regions, figure, title=record.filename)
         region_figures.append(figure)
@@ -536,10 +574,12 @@ def _multi_object_records(records, truth, count):
 
 
 def embedding_demo(config, data, folders, truth_path, dataset, split="test"):
-    """The joint embeddings (LSTM and linear encoders); with a truth file, multimodal arithmetic."""
+    """The joint embeddings (LSTM and linear encoders) and multimodal arithmetic: precision of attribute
+    swaps with the synthetic world's truth (pixel mode), else contact sheets of word swaps on the
+    split's photographs (`embedding_job.real_photo_arithmetic`)."""
     results = {"retrieval": {}}
     lstm_dir = None
-    cached = getattr(config, "feature_mode", "pixels") == "cached"
+    cached = getattr(config, "resolved_feature_mode", "pixels") == "cached"
     for encoder in ("lstm", "linear"):
         run_dir = os.path.join(folders.runs, f"embedding_{encoder}")
         embedding_config = EmbeddingConfig(
@@ -551,7 +591,13 @@ def embedding_demo(config, data, folders, truth_path, dataset, split="test"):
         )
         trained = embedding_job.train_embedding(embedding_config, run_dir, verbose=2)
         results["retrieval"][f"Kiros {encoder}"] = trained.test  # the test split, scored once by the trainer
-        if encoder == "linear" and truth_path and not cached:
+        synthetic_truth = bool(truth_path) and _truth_has_attributes(truth_path)
+        if encoder == "linear" and not synthetic_truth:
+            sheets = embedding_job.real_photo_arithmetic(run_dir, data.dataset, data.images, folders.figures, split=split)
+            results["arithmetic_sheets"] = [
+                {key: sheet[key] for key in ("query", "minus", "plus", "sheet", "neighbours")} for sheet in sheets
+            ]
+        elif encoder == "linear" and not cached:
             results["arithmetic"] = embedding_job.evaluate_arithmetic(run_dir, truth_path, split=split)
             query = _single_object_image(truth_path, dataset, split)
             if query is not None:
@@ -566,6 +612,13 @@ def embedding_demo(config, data, folders, truth_path, dataset, split="test"):
             lstm_dir = run_dir
     results["lstm_run"] = lstm_dir
     return results
+
+
+def _truth_has_attributes(truth_path):
+    """Whether a truth file is the synthetic world's (objects with colours), whose arithmetic is scored."""
+    with open(truth_path, encoding="utf-8") as stream:
+        images = json.load(stream).get("images", {})
+    return any("color" in obj for image in images.values() for obj in image.get("objects", []))
 
 
 def _single_object_image(truth_path, dataset, split="test"):

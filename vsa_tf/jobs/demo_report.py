@@ -192,6 +192,8 @@ def _add_embedding(report, summary):
                              ["Swap", "Arithmetic %", "Plain neighbours %", "Queries"], rows)
         if embedding.get("arithmetic_figure"):
             report.add_figure(embedding["arithmetic_figure"], "Image − old colour + new colour: nearest images")
+        for sheet in embedding.get("arithmetic_sheets", []):
+            report.add_figure(sheet["sheet"], f"{sheet['query']} − {' '.join(sheet['minus'])} + {' '.join(sheet['plus'])}: nearest images")
 
 
 def _add_curves_and_export(report, summary):

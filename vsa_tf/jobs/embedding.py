@@ -152,6 +152,45 @@ def run_arithmetic(run_dir, dataset_path, images, image, minus, plus, top=5, out
     return result
 
 
+# Word swaps of the arithmetic sheets on real photographs (Kiros et al.'s Figure: image - old word + new
+# word); a swap is used when both words are in the run's vocabulary.
+REAL_PHOTO_SWAPS = (("dog", "cat"), ("red", "blue"), ("man", "woman"), ("grass", "snow"), ("black", "white"), ("boy", "girl"))
+
+
+def arithmetic_queries(records, vocabulary, swaps=REAL_PHOTO_SWAPS, min_sentences=2):
+    """A query image for each word swap: [(filename, old, new)] in swap order.
+
+    For a swap (old, new) with both words in ``vocabulary`` (a `Vocabulary`), the first record whose
+    sentences say `old` in at least ``min_sentences`` of them and `new` in none; swaps without such an
+    image (or with a word out of the vocabulary) are left out.
+    """
+    queries = []
+    for old, new in swaps:
+        if text_lib.UNKNOWN_ID in (vocabulary.id(old), vocabulary.id(new)):
+            continue
+        for record in records:
+            token_sets = [set(sentence.tokens) for sentence in record.sentences]
+            if sum(old in tokens for tokens in token_sets) >= min_sentences and not any(new in tokens for tokens in token_sets):
+                queries.append((record.filename, old, new))
+                break
+    return queries
+
+
+def real_photo_arithmetic(run_dir, dataset_path, images, out_dir, split="test", swaps=REAL_PHOTO_SWAPS, top=5):
+    """Contact sheets of image - old + new (`run_arithmetic`) for the `arithmetic_queries` of ``split``.
+
+    Returns a list of `run_arithmetic` results (each with its "sheet" PNG in ``out_dir``).
+    """
+    run = run_folder.as_run(run_dir, "embedding")
+    data_config = run_folder.with_dataset(run.config.data, dataset_path, images=images or run.config.data.images)
+    records = readers.read_data_config(data_config).split(split)
+    results = []
+    for filename, old, new in arithmetic_queries(records, run.vocabulary, swaps):
+        out = os.path.join(out_dir, f"arithmetic_{old}_{new}.png")
+        results.append(run_arithmetic(run, dataset_path, images, filename, [old], [new], top=top, out=out, split=split))
+    return results
+
+
 def evaluate_arithmetic(run_dir, truth_path, dataset_path=None, images=None, split="test", top=5):
     """Precision@top of colour/shape/size swaps on the synthetic world (see `vsa_tf.regularities`)."""
     run = run_folder.as_run(run_dir, "embedding")

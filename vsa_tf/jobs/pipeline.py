@@ -155,11 +155,15 @@ def _captioners(context):
 
 def _captions(context):
     config, dataset, truth, split = context.config, context.dataset(), context.truth(), context.split()
+    cached = config.resolved_feature_mode == "cached"
+    data = context.data if cached else context.data.replace(features=None)
+    # Cached mode: every truth object of the split gets its own cached feature, for Table 3 and the figures.
+    region_data = stages_lib.truth_region_data(config, data, context.truth_path, context.folders, split) if cached and truth else None
     result = stages_lib.caption_evaluation(
-        config, context.data, dataset, truth, context.truth_path, context.folders, split, oracle=config.world is not None
+        config, data, dataset, truth, context.truth_path, context.folders, split, oracle=config.world is not None, region_data=region_data
     )
     stages_lib.print_captions(result["captions"], result.get("region_captions"), result.get("caption_oracle"))
-    result["caption_figures"] = stages_lib.caption_figures(config, context.folders, dataset, context.data.replace(features=None), truth, split)
+    result["caption_figures"] = stages_lib.caption_figures(config, context.folders, dataset, data, truth, split, region_data)
     return result
 
 
@@ -226,7 +230,7 @@ def pipeline_stages(config):
     skipped = set()
     if config.world is None:
         skipped.add("world")
-    if config.feature_mode != "cached":
+    if config.resolved_feature_mode != "cached":
         skipped.add("features")
     if not config.compare_proposals:
         skipped.add("proposals")
@@ -252,8 +256,10 @@ def check_same_config(config, out_dir):
     """Saves `config` in a new `out_dir`, or refuses one whose saved config differs (but for RESUMABLE_FIELDS)."""
     path = os.path.join(out_dir, CONFIG_FILE)
     if os.path.exists(path):
-        saved = load_config(PipelineConfig, path).to_dict()
-        wanted = config.to_dict()
+        # The feature mode compares as resolved (None with backbone weights is "cached").
+        saved_config = load_config(PipelineConfig, path)
+        saved = dict(saved_config.to_dict(), feature_mode=saved_config.resolved_feature_mode)
+        wanted = dict(config.to_dict(), feature_mode=config.resolved_feature_mode)
         differences = sorted(key for key in wanted if key not in RESUMABLE_FIELDS and saved.get(key) != wanted[key])
         if differences:
             shown = "; ".join(f"{key}: {saved.get(key)!r} there, {wanted[key]!r} now" for key in differences)
@@ -270,7 +276,7 @@ def _check_dataset_given(config):
         )
     # Here, not in `PipelineConfig.__post_init__`: the command line's --feature-mode choices are the values a
     # default config accepts on their own.
-    if config.feature_mode == "cached" and not config.backbone_weights:
+    if config.resolved_feature_mode == "cached" and not config.backbone_weights:
         raise ValueError("the pipeline's feature_mode 'cached' needs backbone_weights (the pretrained backbone's weights file)")
 
 
