@@ -226,3 +226,16 @@ def test_atomic_writes_give_the_mode_a_plain_open_would(tmp_path, umask, mode):
     modes = {name: os.stat(tmp_path / name).st_mode & 0o777 for name in ("a.txt", "b.bin", "plain.txt")}
     assert modes == {"a.txt": mode, "b.bin": mode, "plain.txt": mode}
     assert sorted(os.listdir(tmp_path)) == ["a.txt", "b.bin", "plain.txt"]  # no temporary file left
+
+
+def test_the_demo_keeps_the_papers_sgd_and_a_dataset_pipeline_gets_the_commands_adam():
+    from vsa_tf.config import DemoConfig, PipelineConfig
+
+    demo = DemoConfig().pipeline_config()
+    assert (demo.alignment_optimizer, demo.alignment_learning_rate, demo.alignment_batch_size, demo.alignment_epochs) == ("sgd", 1e-4, 50, 8)
+    dataset = PipelineConfig()
+    assert (dataset.alignment_optimizer, dataset.alignment_learning_rate, dataset.alignment_batch_size, dataset.alignment_epochs) == (
+        "adam", 1e-3, 100, 20
+    )
+    with pytest.raises(ValueError, match=r"PipelineConfig.alignment_optimizer must be one of \['sgd', 'adam'\], received 'rmsprop'"):
+        PipelineConfig(alignment_optimizer="rmsprop")
