@@ -12,6 +12,11 @@ Peer: a PyTorch eager implementation of exactly this step runs at ~490 ms/step o
 (issue 3). Prints JSON with the ratio peer_ms / our ms (> 1 = faster than the peer).
 
     .venv/bin/python benchmarks/bench_train_align.py --steps 5
+    .venv/bin/python benchmarks/bench_train_align.py --steps 5 --bfloat16   # also Keras' "mixed_bfloat16" (XLA off)
+
+With --bfloat16 the same step also runs under the "mixed_bfloat16" dtype policy (bfloat16 compute, float32
+weights; the CPU's AVX-512 BF16 through oneDNN), and `bfloat16_speedup` is float32 ms / bfloat16 ms, both
+without XLA, measured in the same run.
 """
 
 import argparse
@@ -71,8 +76,16 @@ def make_batch(sizes, seed=0):
     }
 
 
-def time_training(jit_compile, steps, warmup, sizes):
+def time_training(jit_compile, steps, warmup, sizes, dtype_policy="float32"):
     keras.utils.clear_session()
+    keras.config.set_dtype_policy(dtype_policy)
+    try:
+        return _time_training(jit_compile, steps, warmup, sizes, dtype_policy)
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
+def _time_training(jit_compile, steps, warmup, sizes, dtype_policy):
     keras.utils.set_random_seed(0)
     model = AlignmentModel(
         vocabulary_size=sizes["vocabulary"], region_dim=sizes["region_dim"],
@@ -89,13 +102,14 @@ def time_training(jit_compile, steps, warmup, sizes):
         loss = model.train_on_batch(batch)
         times.append(time.perf_counter() - started)
     return {"ms_per_step_median": 1000 * float(np.median(times)), "ms_per_step_min": 1000 * float(np.min(times)),
-            "loss": float(loss)}
+            "loss": float(loss), "dtype_policy": dtype_policy}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--bfloat16", action="store_true", help="also time the mixed_bfloat16 policy (XLA off)")
     args = parser.parse_args()
 
     flops = step_flops(SIZES)
@@ -114,6 +128,11 @@ def main():
             "speed_vs_peer": PEER_MS_PER_STEP / timing["ms_per_step_median"],
         })
         result["jit_compile_on" if jit_compile else "jit_compile_off"] = timing
+    if args.bfloat16:
+        timing = time_training(False, args.steps, args.warmup, SIZES, dtype_policy="mixed_bfloat16")
+        timing["steps_per_second"] = 1000.0 / timing["ms_per_step_median"]
+        result["mixed_bfloat16"] = timing
+        result["bfloat16_speedup"] = result["jit_compile_off"]["ms_per_step_median"] / timing["ms_per_step_median"]
     best = min(result["jit_compile_off"]["ms_per_step_median"], result["jit_compile_on"]["ms_per_step_median"])
     result["best_ms_per_step"] = best
     result["meets_peer"] = best <= PEER_MS_PER_STEP

@@ -96,7 +96,8 @@ def _scaled(metrics, keys):
 def beside_the_paper(summary):
     """The pipeline summary's Flickr8K rows next to the paper's."""
     retrieval = summary.get("retrieval", {})
-    captions = next(iter(summary.get("captions", {}).values()), {})
+    beam = summary.get("config", {}).get("beam_size")
+    captions = summary.get("captions", {}).get(f"beam {beam}", {})  # the paper's beam (7)
     region = summary.get("region_captions", {})
     keys = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
     return {

@@ -305,7 +305,7 @@ def migrate_flat_image_fields(values, dropped=()):
 # (none stopped early; no captioner pretrained its CNN on the alignment objective; every alignment
 # model was trained with SGD before `optimizer` existed).
 FIELDS_OF_OLDER_RUNS = {"patience": 0, "image_pretraining": "none", "optimizer": "sgd", "upsampling": 1, "horizontal_flip": False,
-                        "feature_stride": None}
+                        "feature_stride": None, "alignment_optimizer": "sgd", "alignment_learning_rate": 1e-4}
 IMAGE_PRETRAININGS = ("alignment", "none")
 GROUNDING_BETAS = (0.0, 0.5, 1.0, 2.0, 5.0)  # the MRF smoothing values every grounding table reports
 ALIGNMENT_OPTIMIZERS = ("sgd", "adam")
@@ -783,6 +783,9 @@ class PipelineSettings(ConfigMixin):
     fine_tune_caption_cnn: bool = True
 
     def __post_init__(self):
+        rate = self.alignment_learning_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
+            raise ValueError(f"{type(self).__name__}.alignment_learning_rate must be a finite number > 0, received {rate!r}")
         if self.alignment_optimizer not in ALIGNMENT_OPTIMIZERS:
             raise ValueError(
                 f"{type(self).__name__}.alignment_optimizer must be one of {list(ALIGNMENT_OPTIMIZERS)}, received {self.alignment_optimizer!r}"
@@ -887,6 +890,11 @@ class PipelineConfig(PipelineSettings):
     compare_proposals: bool = False
     saved_models: typing.Optional[str] = None
     report_dir: typing.Optional[str] = None
+
+    @classmethod
+    def migrate(cls, values):
+        # Pipelines saved before the alignment optimizer was a setting trained their aligners with SGD at 1e-4.
+        return fill_fields_of_older_runs(values, ("alignment_optimizer", "alignment_learning_rate"))
 
     @property
     def resolved_feature_mode(self):

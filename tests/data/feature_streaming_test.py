@@ -118,7 +118,7 @@ def test_images_in_record_order_when_the_store_order_differs(tmp_path, monkeypat
 
 
 def test_cached_region_captions_read_each_snippets_region(tmp_path):
-    store, values, _ = write_random_store(tmp_path / "store", 12, shard_size=5)
+    store, values, masks = write_random_store(tmp_path / "store", 12, shard_size=5)
     records = make_records([7, 2, 9])
     snippets = [  # not grouped by image: the unshuffled pairs come grouped by image in record order
         {"filename": "image_9.png", "words": ["a", "b"], "box": [0, 0, 2, 2], "region": 2},
@@ -132,7 +132,10 @@ def test_cached_region_captions_read_each_snippets_region(tmp_path):
     rows = {"image_7.png": 7, "image_9.png": 9}
     expected = np.stack([values[rows[snippets[n]["filename"]], snippets[n]["region"]] for n in expected_order])[:, None, :]
     np.testing.assert_array_equal(received["region_features"], expected)
-    assert received["region_mask"].shape == (4, 1) and received["region_mask"].all()
+    # The region's own mask entry: a padding region stays masked.
+    expected_mask = np.array([masks[rows[snippets[n]["filename"]], snippets[n]["region"]] for n in expected_order])[:, None]
+    np.testing.assert_array_equal(received["region_mask"], expected_mask)
+    assert not expected_mask.all() and expected_mask.any()  # the random store has padding among these regions
     assert received["image_id"].tolist() == [107, 107, 109, 109]
     words = [["c"], ["e", "a"], ["a", "b"], ["d"]]
     assert [VOCABULARY.decode(row) for row in received["tokens"]] == words

@@ -393,6 +393,7 @@ def test_cached_region_captions_train_and_evaluate_on_each_truth_regions_feature
     from vsa_tf.data import features as features_lib
     from vsa_tf.data.readers import read_dataset
     from vsa_tf.evaluation import captions as caption_metrics
+    from vsa_tf.data import boxes as boxes_lib
     from vsa_tf.evaluation.alignment import read_truth, truth_boxes
     from vsa_tf.jobs import alignment
 
@@ -448,15 +449,50 @@ def test_cached_region_captions_train_and_evaluate_on_each_truth_regions_feature
         tokens = region.model.generate(batch, sampler)
         assert example["caption"] == captioning._decode_best(region.vocabulary, tokens)[0]
 
-    # Features cached for other boxes: the truth regions that are not among them are left out and counted.
+    def assert_read_features(regions_given, boxes_by_image, store_values, data_config):
+        """The features the evaluation's cached regions read are those cached for each region's own box."""
+        store = features_lib.FeatureStore(data_config.features)
+        kept = [item for item, _ in captioning._in_record_order(captioning._with_cached_regions(regions_given, store, data_config), test_records)]
+        batches = captioning._region_dataset(kept, test_records, data_config, region.vocabulary, 4, store)
+        received = np.concatenate([batch["region_features"].numpy() for batch in batches])[:, 0]
+        expected = [store_values[row_of[item["filename"]], boxes_by_image[item["filename"]].index(list(item["box"])) + 1] for item in kept]
+        np.testing.assert_array_equal(received, np.stack(expected))
+        return kept
+
+    expected_regions = [dict(item, box=[float(value) for value in item["box"]]) for item in expected_regions]
+    assert len(assert_read_features(expected_regions, boxes, values, data)) == len(expected_regions)
+
+    # Features cached for other boxes: a store whose regions follow another boxes file; the truth regions that
+    # are not among its boxes are left out and counted, the others read their own box's feature there.
     first = test_records[0].filename
     partial = dict(boxes, **{first: boxes[first][1:] + [[0.0, 0.0, 1.0, 1.0]]})
     partial_path = str(tmp_path / "partial_boxes.json")
     with open(partial_path, "w") as stream:
         json.dump(partial, stream)
+    partial_values = values.copy()
+    count = len(boxes[first])
+    partial_values[row_of[first], 1:count] = values[row_of[first], 2:count + 1]
+    partial_store = str(tmp_path / "partial_features")
+    features_lib.write_store(
+        partial_store, ((record.filename, partial_values[row], np.ones(max_boxes + 1, bool)) for row, record in enumerate(records)),
+        len(records), max_boxes + 1, 6, shard_size=10,
+    )
+    partial_data = data.replace(boxes=partial_path, features=partial_store)
     left_out = sum(region["filename"] == first and region["box"] == boxes[first][0] for region in expected_regions)
-    report = captioning.evaluate_region_captions(region, truth_path, data_config=data.replace(boxes=partial_path), beam=1)
+    report = captioning.evaluate_region_captions(region, truth_path, data_config=partial_data, beam=1)
     assert left_out == 1 and report["num_regions_without_features"] == 1 and report["num_regions"] == len(expected_regions) - 1
+    assert len(assert_read_features(expected_regions, partial, partial_values, partial_data)) == len(expected_regions) - 1
+
+    # A store that records the boxes file it was cached from refuses another one.
+    index_path = os.path.join(store_path, "index.json")
+    with open(index_path) as stream:
+        index = json.load(stream)
+    index["boxes_sha256"] = features_lib.boxes_fingerprint(boxes_lib.read_boxes(boxes_path), index["filenames"])
+    with open(index_path, "w") as stream:
+        json.dump(index, stream)
+    captioning.evaluate_region_captions(region, truth_path, data_config=data, beam=1)  # its own boxes file passes
+    with pytest.raises(ValueError, match=r"its regions were cached from another boxes file than .*partial_boxes.json"):
+        captioning.evaluate_region_captions(region, truth_path, data_config=data.replace(boxes=partial_path), beam=1)
 
     # Snippets aligned on another region set are refused, naming the snippet and both boxes.
     moved = [dict(snippets[0], box=[0.0, 0.0, 1.0, 1.0])] + snippets[1:]

@@ -203,3 +203,18 @@ def test_a_folder_saved_with_an_explicit_feature_mode_accepts_the_same_mode_reso
     pipeline.check_same_config(PipelineConfig(data=data), str(tmp_path))  # None without weights is "pixels"
     with pytest.raises(ValueError, match=r"feature_mode: 'pixels' there, 'cached' now"):
         pipeline.check_same_config(PipelineConfig(data=data, backbone_weights="w.weights.h5"), str(tmp_path))
+
+
+def test_a_folder_saved_before_the_alignment_optimizer_setting_is_read_as_sgd_and_accepts_the_demo(tmp_path):
+    from vsa_tf.config import DemoConfig, load_config
+
+    demo = DemoConfig.quick_config().pipeline_config()
+    saved = {key: value for key, value in demo.to_dict().items() if key not in ("alignment_optimizer", "alignment_learning_rate")}
+    (tmp_path / pipeline.CONFIG_FILE).write_text(json.dumps(saved))
+    loaded = load_config(PipelineConfig, str(tmp_path / pipeline.CONFIG_FILE))
+    assert (loaded.alignment_optimizer, loaded.alignment_learning_rate) == ("sgd", 1e-4)  # what those aligners trained with
+    pipeline.check_same_config(demo, str(tmp_path))  # the demo's rerun is accepted
+    with pytest.raises(ValueError, match=r"alignment_optimizer: 'sgd' there, 'adam' now"):
+        pipeline.check_same_config(demo.replace(alignment_optimizer="adam"), str(tmp_path))
+    with pytest.raises(ValueError, match=r"alignment_learning_rate must be a finite number > 0, received 0"):
+        PipelineConfig(alignment_learning_rate=0)

@@ -59,11 +59,8 @@ def register(subparsers):
 
 
 def run_truth_boxes(args):
-    import json
-
     from vsa_tf.data.readers import read_dataset
-    from vsa_tf.evaluation.alignment import read_truth, truth_boxes
-    from vsa_tf.files import atomic_write_text
+    from vsa_tf.evaluation.alignment import write_truth_boxes
 
     if (args.dataset is None) != (args.split is None):
         raise ValueError(f"--dataset and --split go together, received --dataset {args.dataset} --split {args.split}")
@@ -73,8 +70,7 @@ def run_truth_boxes(args):
         if not records:
             raise ValueError(f"{args.dataset}: the {args.split!r} split is empty")
         filenames = [record.filename for record in records]
-    boxes = truth_boxes(read_truth(args.truth), filenames)
-    atomic_write_text(args.out, json.dumps(boxes) + "\n")
+    boxes = write_truth_boxes(args.truth, args.out, filenames)
     print(f"{sum(len(value) for value in boxes.values())} boxes of {len(boxes)} images written to {args.out}", file=sys.stderr)
     return 0
 

@@ -282,6 +282,12 @@ def _write_shard(plan, shard, records, image_root, boxes, config, extractor, bat
     return sidecar
 
 
+def boxes_fingerprint(boxes, filenames):
+    """sha256 of the boxes of ``filenames`` ({filename: pixel boxes}, e.g. `boxes.read_boxes`' result): what a
+    features folder records of the boxes file it was cached from (`FeatureStore.check_boxes` compares it)."""
+    return _sha256_json([np.asarray(boxes[name], np.float32).tolist() if name in boxes else None for name in filenames])
+
+
 def _index(plan, sidecars):
     dims = {int(sidecar["dims"]) for sidecar in sidecars}
     if len(dims) > 1:
@@ -295,6 +301,8 @@ def _index(plan, sidecars):
         "dims": dims.pop() if dims else 0,
         "filenames": list(plan.filenames),
         "shards": [{"file": sidecar["file"], "count": sidecar["count"]} for sidecar in sidecars],
+        # Which boxes region k >= 1 of each image is: readers check a boxes file against it (`check_boxes`).
+        "boxes_sha256": plan.settings.get("boxes_sha256"),
     }
 
 
@@ -380,9 +388,7 @@ def cache_region_shards(
         "max_boxes": int(config.max_boxes),
         "shard_size": int(shard_size),
         "batch_size": int(batch_size),
-        "boxes_sha256": _sha256_json(
-            [np.asarray(boxes[name], np.float32).tolist() if name in boxes else None for name in filenames]
-        ),
+        "boxes_sha256": boxes_fingerprint(boxes, filenames),
         **(settings or {}),
         **({"dtype": dtype} if dtype != "float32" else {}),  # float32 plans keep their earlier fingerprint
     }
@@ -558,12 +564,34 @@ class FeatureStore:
             )
         if self.count != len(self.filenames):
             raise ValueError(f"{index_path}: `count` is {self.count} but the index lists {len(self.filenames)} filenames")
+        # The fingerprint of the boxes file the regions were cached from (None: a store written without one).
+        self.boxes_sha256 = index.get("boxes_sha256") if isinstance(index.get("boxes_sha256"), str) else None
         self._row = {filename: row for row, filename in enumerate(self.filenames)}
         # Row r of the index is example r - shard_starts[s] of shard s (shards hold consecutive rows).
         self._shard_starts = np.cumsum([0] + self.shard_counts)
 
     def __contains__(self, filename):
         return filename in self._row
+
+    def check_boxes(self, boxes, boxes_path):
+        """Refuses a boxes file that is not the one the store's regions were cached from.
+
+        Region k >= 1 of a cached image is the k-th box of that file, so reading regions by another file's
+        boxes would pair boxes with other boxes' features. Stores that recorded no fingerprint pass.
+
+        Args:
+            boxes: {filename: pixel boxes} read from ``boxes_path`` (None or {} for whole images only).
+            boxes_path: the file's path, for the message.
+        Raises:
+            ValueError: naming the store and the boxes file.
+        """
+        if self.boxes_sha256 is None:
+            return
+        if boxes_fingerprint(boxes or {}, self.filenames) != self.boxes_sha256:
+            raise ValueError(
+                f"{self.path}: its regions were cached from another boxes file than {boxes_path} (the boxes of its "
+                f"images differ); give the boxes file the features were cached from"
+            )
 
     def rows(self, filenames):
         """Index rows int64 [N] of ``filenames``; a `ValueError` names the images the store lacks."""

@@ -193,12 +193,14 @@ class _CachedSplit:
                 mask = tf.tile(example["region_mask"][None], tf.stack([count, 1]))  # [n, R]
             else:
                 features = tf.gather(example["region_features"], regions[start:end])[:, None, :]  # [n, 1, D]
-                mask = tf.ones(tf.stack([count, 1]), tf.bool)
+                mask = tf.gather(example["region_mask"], regions[start:end])[:, None]  # a padding region stays masked
             return {"region_features": features, "region_mask": mask, "text": texts[start:end], "image_id": image_ids[start:end]}
 
         pairs = images.map(expand, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
         if shuffle:
-            pair_buffer = _buffer_size(num_pairs, self.bytes_per_image, batch_size, fraction=4)
+            # A region pair holds one region's features, a sentence pair the image's R regions.
+            bytes_per_pair = self.bytes_per_image if region_texts is None else int(self.store.dims) * 4 + 1
+            pair_buffer = _buffer_size(num_pairs, bytes_per_pair, batch_size, fraction=4)
             pairs = pairs.shuffle(pair_buffer, seed=_offset_seed(seed, 3), reshuffle_each_iteration=True)
         return pairs
 

@@ -73,6 +73,16 @@ def truth_boxes(truth, filenames=None):
     return result
 
 
+def write_truth_boxes(truth_path, out, filenames=None):
+    """Writes `truth_boxes` of the truth file ``truth_path`` (only ``filenames``' images when given) as a
+    boxes JSON at ``out`` (atomically); returns the boxes mapping."""
+    from vsa_tf.files import atomic_write_text
+
+    boxes = truth_boxes(read_truth(truth_path), filenames)
+    atomic_write_text(out, json.dumps(boxes) + "\n")
+    return boxes
+
+
 def _is_finite_number(value):
     """An int or float (not bool) that is finite; False for an integer beyond any float."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):

@@ -133,6 +133,7 @@ class CaptionTask(trainer.TrainingTask):
         if not train_snippets:
             raise ValueError(f"{self.snippets_path}: no snippet belongs to a train-split image of {config.data.dataset}")
         if data.store is not None:
+            data.store.check_boxes(data.boxes, config.data.boxes)
             check_snippet_regions(train_snippets + val_snippets, data.boxes, config.data.max_boxes, self.snippets_path)
         train = pipelines.region_caption_dataset(
             train_snippets, train_records, images, vocabulary, config.data, config.batch_size, shuffle=True, seed=config.seed,
@@ -412,12 +413,12 @@ def caption_images(run, image_paths, boxes=None, beam=None, batch_size=16):
 
 def _store_of(run, data_config):
     """The `FeatureStore` a cached-mode run reads (`data_config.features`), None for a pixel-mode run."""
-    store = FeatureStore(data_config.features) if run.config.image.mode == "cached" else None
-    if store is None and data_config.features:
+    cached = run.config.image.mode == "cached"
+    if not cached and data_config.features:
         raise ValueError(f"{run.folder} is a pixel-mode run; evaluate it without `features` in the data config")
-    if store is not None and not data_config.features:
+    if cached and not data_config.features:
         raise ValueError(f"{run.folder} was trained on cached features; give the features folder in the data config")
-    return store
+    return FeatureStore(data_config.features) if cached else None
 
 
 def caption_records(run, records, data_config, beam=None, batch_size=16):
@@ -429,11 +430,11 @@ def caption_records(run, records, data_config, beam=None, batch_size=16):
 
 
 def caption_regions(run, regions, records, data_config, beam=None, batch_size=16):
-    """Captions of ``regions`` ({"filename", "box"} pixel boxes of images of ``records``), in order.
+    """Captions of ``regions`` ({"filename", "box"} pixel boxes of images of ``records``), in their order.
 
     A pixel-mode run pools each box from the image; a cached-mode run reads the box's cached feature
-    (`data_config.features`, cached from the `data_config.boxes` file) and gives None for a box not
-    among them. Cached mode needs the regions grouped by image in the order of ``records``.
+    (`data_config.features`, cached from the `data_config.boxes` file, which is checked) and gives None for
+    a box not among them.
     """
     run = run_folder.as_run(run, "caption")
     store = _store_of(run, data_config)
@@ -441,11 +442,13 @@ def caption_regions(run, regions, records, data_config, beam=None, batch_size=16
     if store is None:
         captions, _ = generate_captions(run, _region_dataset(items, records, data_config, run.vocabulary, batch_size), beam)
         return captions
-    boxes = boxes_lib.read_boxes(data_config.boxes) if data_config.boxes else {}
-    indices = cached_region_indices(items, boxes, min(int(data_config.max_boxes), store.regions - 1))
-    kept = [dict(item, region=index) for item, index in zip(items, indices) if index is not None]
-    captions = iter(generate_captions(run, _region_dataset(kept, records, data_config, run.vocabulary, batch_size, store), beam)[0]) if kept else iter(())
-    return [next(captions) if index is not None else None for index in indices]
+    kept = _in_record_order(_with_cached_regions(items, store, data_config), records)
+    result = [None] * len(regions)
+    if kept:
+        dataset = _region_dataset([item for item, _ in kept], records, data_config, run.vocabulary, batch_size, store)
+        for (_, position), caption in zip(kept, generate_captions(run, dataset, beam)[0]):
+            result[position] = caption
+    return result
 
 
 def _whole_image_dataset(records, data_config, batch_size, store=None):
@@ -550,13 +553,26 @@ def region_references(records, truth):
     return regions
 
 
-# A box of a snippet or of a truth region is region k of the cached features when its coordinates
-# differ from the k-th box of the boxes file by at most this many pixels.
-BOX_MATCH_PIXELS = 0.5
+# A box of a snippet or of a truth region is region k of the cached features when its coordinates differ
+# from the k-th box of the boxes file by at most this many pixels: snippet boxes are clipped to the image,
+# file boxes are not, and validation accepts file boxes up to 1 pixel outside the image.
+BOX_MATCH_PIXELS = 1.5
 
 
-def _box_matches(box, other):
-    return max(abs(float(a) - float(b)) for a, b in zip(box, other)) <= BOX_MATCH_PIXELS
+def _box_distance(box, other):
+    return max(abs(float(a) - float(b)) for a, b in zip(box, other))
+
+
+def _cached_boxes(store, data_config):
+    """The boxes file of `data_config` as {filename: boxes}, checked to be the one ``store`` was cached from."""
+    boxes = boxes_lib.read_boxes(data_config.boxes) if data_config.boxes else {}
+    store.check_boxes(boxes, data_config.boxes)
+    return boxes
+
+
+def _snippet_name(number, snippet):
+    where = f"sentence {snippet['sentence']}, words {snippet['start']}:{snippet['end']}" if "sentence" in snippet and "start" in snippet else ""
+    return f"snippet {number} ({snippet['filename']}{', ' + where if where else ''})"
 
 
 def check_snippet_regions(snippets, boxes, max_boxes, source):
@@ -564,38 +580,57 @@ def check_snippet_regions(snippets, boxes, max_boxes, source):
 
     Region k >= 1 of cached features is the k-th of the first ``max_boxes`` boxes of the boxes file they
     were cached from (``boxes``, filename -> pixel boxes); region 0 is the whole image. A snippet whose
-    `box` is not that box comes from another region set (other boxes, other proposals).
+    `box` is not that box (within `BOX_MATCH_PIXELS`) comes from another region set (other boxes, other proposals).
 
     Raises:
-        ValueError: naming ``source``, the snippet, its region and both boxes.
+        ValueError: naming ``source``, the snippet (its image, sentence and words), its region and both boxes.
     """
     for number, snippet in enumerate(snippets):
         region = snippet.get("region")
         if not region:
             continue
         image_boxes = list((boxes or {}).get(snippet["filename"], []))[: int(max_boxes)]
-        if region > len(image_boxes) or not _box_matches(snippet["box"], image_boxes[region - 1]):
-            cached = image_boxes[region - 1] if region <= len(image_boxes) else "none"
+        if region > len(image_boxes) or _box_distance(snippet["box"], image_boxes[region - 1]) > BOX_MATCH_PIXELS:
+            cached = [float(value) for value in image_boxes[region - 1]] if region <= len(image_boxes) else "none"
             raise ValueError(
-                f"{source}: snippet {number} ({snippet['filename']}) names region {region} with box {snippet['box']}, "
+                f"{source}: {_snippet_name(number, snippet)} names region {region} with box {snippet['box']}, "
                 f"but region {region} of the cached features is box {cached} of the data config's boxes file: "
                 "the snippets come from another region set than the features (align with the same boxes or proposals)"
             )
 
 
 def cached_region_indices(regions, boxes, max_boxes):
-    """For each region ({"filename", "box"}), its index among the cached regions (1 + its position in the
-    boxes file's first ``max_boxes`` boxes of the image), or None when no box of the image matches it."""
+    """For each region ({"filename", "box"}), its index among the cached regions (1 + the position of the
+    closest of the boxes file's first ``max_boxes`` boxes of the image within `BOX_MATCH_PIXELS`), or None
+    when no box of the image is that close."""
     indices = []
     for region in regions:
         image_boxes = list((boxes or {}).get(region["filename"], []))[: int(max_boxes)]
-        indices.append(next((k + 1 for k, box in enumerate(image_boxes) if _box_matches(region["box"], box)), None))
+        distances = [_box_distance(region["box"], box) for box in image_boxes]
+        best = int(np.argmin(distances)) if distances else None
+        indices.append(best + 1 if best is not None and distances[best] <= BOX_MATCH_PIXELS else None)
     return indices
+
+
+def _with_cached_regions(regions, store, data_config):
+    """(regions that have a cached feature, each with its `region` index, in record order; their positions in
+    ``regions``). The cached dataset yields regions grouped by image in record order: keeping them in that order
+    here is what lets the captions be zipped back onto them."""
+    boxes = _cached_boxes(store, data_config)
+    indices = cached_region_indices(regions, boxes, min(int(data_config.max_boxes), store.regions - 1))
+    return [(dict(region, region=index), position) for position, (region, index) in enumerate(zip(regions, indices)) if index is not None]
+
+
+def _in_record_order(items, records):
+    """``items`` ({"filename", ...}, each of an image of ``records``) stably sorted by their image's record position."""
+    position_of = {record.filename: position for position, record in enumerate(records)}
+    return sorted(items, key=lambda item: position_of[item[0]["filename"]])
 
 
 def _region_dataset(regions, records, data_config, vocabulary, batch_size, store=None):
     """The regions as R = 1 caption batches, in order: the image + the region's box (pixel mode) or the
-    region's cached features (``store``; each region needs its `region` index)."""
+    region's cached features (``store``; each region needs its `region` index, and the regions must be grouped
+    by image in record order, the order the cached dataset yields them in)."""
     snippets = []
     for region in regions:
         snippet = {"filename": region["filename"], "words": region["references"][0].split(), "box": region["box"]}
@@ -618,7 +653,7 @@ def _ranking_baseline(alignment_run, regions, records, data_config, snippets, ba
         )
     # The alignment model sees the images at its own training size.
     data_config = data_config.replace(image_size=tuple(loaded.config.data.image_size))
-    texts = sorted({" ".join(snippet["words"]) if isinstance(snippet["words"], list) else str(snippet["words"]) for snippet in snippets})
+    texts = sorted({" ".join(snippet["words"]) for snippet in snippets})  # load_snippets: `words` is a list
     scores = retrieval.score_matrix(*retrieval.encode_dataset(
         loaded.model,
         _region_dataset(regions, records, data_config, loaded.vocabulary, batch_size, store),
@@ -653,7 +688,7 @@ def evaluate_region_captions(
 
     Args:
         region_run: run folder (or `CaptionRun`) trained with `--snippets`.
-        truth_path: the synthetic world's truth.json.
+        truth_path: a truth.json (the synthetic world's, or real phrases such as Flickr8k's).
         data_config: dataset to evaluate on (default: the region run's).
         split: split whose images' objects are the test regions.
         beam: beam size (default: each run's `beam_size`).
@@ -679,17 +714,12 @@ def evaluate_region_captions(
     modes = {run.config.image.mode for _, run in runs}
     if len(modes) > 1:
         raise ValueError(
-            f"{region_run.folder} and {full_frame_run} read images differently ({sorted(modes)}): compare runs trained the same way"
+            f"{region_run.folder} and {runs[1][1].folder} read images differently ({sorted(modes)}): compare runs trained the same way"
         )
-    store = None
+    store = _store_of(region_run, data_config)
     report = {"split": split}
-    if modes == {"cached"}:
-        if not data_config.features:
-            raise ValueError(f"{region_run.folder} was trained on cached features; give the features folder in the data config")
-        store = FeatureStore(data_config.features)
-        boxes = boxes_lib.read_boxes(data_config.boxes) if data_config.boxes else {}
-        indices = cached_region_indices(regions, boxes, min(int(data_config.max_boxes), store.regions - 1))
-        kept = [dict(region, region=index) for region, index in zip(regions, indices) if index is not None]
+    if store is not None:
+        kept = [region for region, _ in _in_record_order(_with_cached_regions(regions, store, data_config), records)]
         report["num_regions_without_features"] = len(regions) - len(kept)
         if report["num_regions_without_features"]:
             print(
@@ -703,8 +733,6 @@ def evaluate_region_captions(
                 f"(boxes {data_config.boxes}); cache features of the truth's boxes (`vsa-tf truth-boxes`)"
             )
         regions = kept
-    elif data_config.features:
-        raise ValueError(f"{region_run.folder} is a pixel-mode run; evaluate it without `features` in the data config")
     references = {index: region["references"] for index, region in enumerate(regions)}
     report["num_regions"] = len(regions)
     for name, run in runs:

@@ -28,6 +28,7 @@ from vsa_tf.config import (
 from vsa_tf.evaluation import oracle
 from vsa_tf.data import boxes as boxes_lib
 from vsa_tf.data import readers, synthetic
+from vsa_tf.data.features import FeatureStore
 from vsa_tf.evaluation import alignment as alignment_evaluation
 from vsa_tf.evaluation import captions as caption_metrics
 from vsa_tf.evaluation import proposals as proposal_metrics
@@ -166,8 +167,8 @@ def retrieval_and_binding(runs, truth, split="test"):
         scores, sentence_image, filenames = retrieval_job.retrieval_scores(run, split=split)
         retrieval[name] = retrieval_metrics.retrieval_report(scores, sentence_image)
         run.write_json(run_folder.TEST_RETRIEVAL_FILE if split == "test" else f"retrieval_{split}.json", retrieval[name])
-        if truth is not None:
-            binding[name] = twin_binding_accuracy(scores, sentence_image, filenames, truth.get("twins", []))
+        if truth is not None and truth.get("twins"):  # twin images: the synthetic world's binding test
+            binding[name] = twin_binding_accuracy(scores, sentence_image, filenames, truth["twins"])
     return retrieval, binding
 
 
@@ -226,20 +227,19 @@ def train_captioners(config, data, folders, split="test"):
 
 
 def truth_region_data(config, data, truth_path, folders, split="test"):
-    """The data config whose cached features hold every truth object of `split` (cached mode).
+    """The data config whose cached features hold every truth object of the evaluated images of `split`.
 
-    The truth's boxes of the split's images (`evaluation.alignment.truth_boxes`) are written to
-    `folders.truth_boxes` and their features cached into `folders.truth_features` with the features
-    stage's settings (a rerun resumes or reuses them), so Table 3 reads each truth region's own feature.
+    The truth's boxes of the first `config.caption_eval_images` images of the split (those Tables 2 and 3
+    caption; all when None) are written to `folders.truth_boxes` and their features cached into
+    `folders.truth_features` with the features stage's settings (a rerun reuses or resumes them), so Table 3
+    reads each truth region's own feature.
     """
-    dataset = readers.read_data_config(data)
-    filenames = [record.filename for record in dataset.split(split)]
-    boxes = alignment_evaluation.truth_boxes(alignment_evaluation.read_truth(truth_path), filenames)
-    atomic_write_text(folders.truth_boxes, json.dumps(boxes) + "\n")
+    records = readers.read_data_config(data).split(split)[: config.caption_eval_images]
+    boxes = alignment_evaluation.write_truth_boxes(truth_path, folders.truth_boxes, [record.filename for record in records])
     most = max([len(value) for value in boxes.values()] + [1])
     features_job.cache_region_features(
         data.dataset, data.images, folders.truth_boxes, config.backbone_weights, folders.truth_features, image_size=data.image_size,
-        max_boxes=most, splits=(split,), pool_size=config.pool_size,
+        max_boxes=most, splits=(split,), limit=config.caption_eval_images, pool_size=config.pool_size,
     )
     return data.replace(boxes=folders.truth_boxes, features=folders.truth_features, max_boxes=most)
 
@@ -249,7 +249,7 @@ def caption_evaluation(config, data, dataset, truth, truth_path, folders, split=
     "caption_oracle" (`oracle`: the synthetic world's own sentence distribution)}. Cached mode reads the
     features stage's store, and the truth regions' own cached features (``region_data``, from
     `truth_region_data`; computed here when not given)."""
-    data = data if _cached(config) else data.replace(features=None)
+    cached = bool(data.features)  # the pipeline passes the features when its captioners read them
     caption_data = _caption_subset(data, config.caption_eval_images, os.path.join(folders.runs, "caption_eval_dataset.json"), split)
     full_frame = run_folder.Run.load(folders.full_frame, "caption")
     captions = {}
@@ -261,7 +261,7 @@ def caption_evaluation(config, data, dataset, truth, truth_path, folders, split=
         )
     result = {"captions": captions}
     if truth_path:
-        if _cached(config):
+        if cached:
             region_data = region_data or truth_region_data(config, data, truth_path, folders, split)
             region_data = caption_data.replace(boxes=region_data.boxes, features=region_data.features, max_boxes=region_data.max_boxes)
         else:
@@ -473,8 +473,9 @@ def _merge_json_lists(paths, out_path):
     atomic_write_text(out_path, json.dumps(merged) + "\n")
 
 
-def print_retrieval(retrieval, binding):
-    print("    Table 1 (test split)            | annotation R@1 R@5 R@10 medr | search R@1 R@5 R@10 medr | twins img/sent", flush=True)
+def print_retrieval(retrieval, binding, split="test"):
+    twins = " | twins img/sent" if binding else ""
+    print(f"    {'Table 1 (' + split + ' split)':31s} | annotation R@1 R@5 R@10 medr | search R@1 R@5 R@10 medr{twins}", flush=True)
     for name, metrics in retrieval.items():
         annotation, search = metrics["image_annotation"], metrics["image_search"]
         print(
@@ -540,9 +541,13 @@ def caption_figures(config, folders, dataset, data, truth, split="test", region_
     full_figure = os.path.join(folders.figures, "captions_full_frame.png")
     plot_image_captions(items, full_figure)
     region_figures = []
+    candidates = dataset.split(split)
+    if region_data is not None:  # cached mode: the images whose truth objects have cached features
+        cached_images = set(FeatureStore(region_data.features).filenames)
+        candidates = [record for record in candidates if record.filename in cached_images]
     region_data = region_data or data
     boxes = boxes_lib.read_boxes(data.boxes) if data.boxes else {}
-    for index, record in enumerate(_multi_object_records(dataset.split(split), truth, count=3)):
+    for index, record in enumerate(_multi_object_records(candidates, truth, count=3)):
         path = os.path.join(data.images, record.filename)
         if truth is not None:
             image_boxes = [[float(value) for value in obj["box"]] for obj in _objects(truth, record.filename)]
@@ -574,9 +579,10 @@ def _multi_object_records(records, truth, count):
 
 
 def embedding_demo(config, data, folders, truth_path, dataset, split="test"):
-    """The joint embeddings (LSTM and linear encoders) and multimodal arithmetic: precision of attribute
-    swaps with the synthetic world's truth (pixel mode), else contact sheets of word swaps on the
-    split's photographs (`embedding_job.real_photo_arithmetic`)."""
+    """The joint embeddings (LSTM and linear encoders) and multimodal arithmetic: with the synthetic world's
+    truth (objects with colours), the precision of attribute swaps and one sheet (pixel mode only); with any
+    other data (real photographs, with or without a truth file), contact sheets of word swaps on the split's
+    images (`embedding_job.real_photo_arithmetic`)."""
     results = {"retrieval": {}}
     lstm_dir = None
     cached = getattr(config, "resolved_feature_mode", "pixels") == "cached"

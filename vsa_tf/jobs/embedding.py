@@ -131,6 +131,11 @@ def run_arithmetic(run_dir, dataset_path, images, image, minus, plus, top=5, out
     """
     run = run_folder.as_run(run_dir, "embedding")
     records, vectors, data_config = _gallery(run, dataset_path, images, split, extra_filenames=[image])
+    return _arithmetic(run, records, vectors, data_config, image, minus, plus, top, out)
+
+
+def _arithmetic(run, records, vectors, data_config, image, minus, plus, top, out):
+    """`run_arithmetic` over an embedded gallery (``records`` and their ``vectors``, the query among them)."""
     query_index = [record.filename for record in records].index(image)
     minus_vectors = regularities.word_vectors(run.model, run.vocabulary, list(minus))
     plus_vectors = regularities.word_vectors(run.model, run.vocabulary, list(plus))
@@ -182,13 +187,11 @@ def real_photo_arithmetic(run_dir, dataset_path, images, out_dir, split="test", 
     Returns a list of `run_arithmetic` results (each with its "sheet" PNG in ``out_dir``).
     """
     run = run_folder.as_run(run_dir, "embedding")
-    data_config = run_folder.with_dataset(run.config.data, dataset_path, images=images or run.config.data.images)
-    records = readers.read_data_config(data_config).split(split)
-    results = []
-    for filename, old, new in arithmetic_queries(records, run.vocabulary, swaps):
-        out = os.path.join(out_dir, f"arithmetic_{old}_{new}.png")
-        results.append(run_arithmetic(run, dataset_path, images, filename, [old], [new], top=top, out=out, split=split))
-    return results
+    records, vectors, data_config = _gallery(run, dataset_path, images, split)  # embedded once for every swap
+    return [
+        _arithmetic(run, records, vectors, data_config, filename, [old], [new], top, os.path.join(out_dir, f"arithmetic_{old}_{new}.png"))
+        for filename, old, new in arithmetic_queries(records, run.vocabulary, swaps)
+    ]
 
 
 def evaluate_arithmetic(run_dir, truth_path, dataset_path=None, images=None, split="test", top=5):

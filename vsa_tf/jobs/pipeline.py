@@ -137,7 +137,7 @@ def _retrieval(context):
     if context.config.bag_of_words:
         runs["Bag of words"] = run_folder.Run.load(context.folders.bag_of_words)
     retrieval, binding = stages_lib.retrieval_and_binding(runs, context.truth(), context.split())
-    stages_lib.print_retrieval(retrieval, binding)
+    stages_lib.print_retrieval(retrieval, binding, context.split())
     return {"retrieval": retrieval, "binding": binding}
 
 
@@ -155,7 +155,8 @@ def _captioners(context):
 
 def _captions(context):
     config, dataset, truth, split = context.config, context.dataset(), context.truth(), context.split()
-    cached = config.resolved_feature_mode == "cached"
+    # The captioners' own mode (cached-mode pipelines before cc48209 trained them on pixels).
+    cached = run_folder.read_config_values(context.folders.full_frame).get("image", {}).get("mode") == "cached"
     data = context.data if cached else context.data.replace(features=None)
     # Cached mode: every truth object of the split gets its own cached feature, for Table 3 and the figures.
     region_data = stages_lib.truth_region_data(config, data, context.truth_path, context.folders, split) if cached and truth else None
