@@ -175,7 +175,7 @@ def test_cached_mode_trains_the_captioners_on_the_cached_features_and_table3_on_
         data=DataConfig(dataset=str(world / "dataset.json"), images=str(world / "images"), boxes=str(world / "boxes.json"),
                         image_size=(64, 64), min_word_count=1),
         truth=str(world / "truth.json"), feature_mode="cached", backbone_weights=weights,
-        saved_models=str(tmp_path / "saved_models"), **dict(TINY_SETTINGS, bag_of_words=False),
+        saved_models=str(tmp_path / "saved_models"), **dict(TINY_SETTINGS, bag_of_words=False, run_embedding=True, embedding_epochs=1),
     )
     out = tmp_path / "out"
     summary = pipeline.run_pipeline(config, str(out))
@@ -194,6 +194,9 @@ def test_cached_mode_trains_the_captioners_on_the_cached_features_and_table3_on_
     written = json.loads((out / "runs" / "truth_boxes.json").read_text())
     assert written == truth_boxes(truth, store.filenames)
     assert summary["caption_figures"]["regions"] and all(os.path.exists(path) for path in summary["caption_figures"]["regions"])
+    # The joint embeddings read the whole image's cached feature; a synthetic truth is scored, not sheeted, in pixel mode only.
+    assert set(summary["embedding"]["retrieval"]) == {"Kiros lstm", "Kiros linear"}
+    assert Run.load(str(out / "runs" / "embedding_linear")).config.image.mode == "cached"
     assert os.path.exists(os.path.join(config.saved_models, "captioner", "1", "saved_model.pb"))
 
 

@@ -591,8 +591,9 @@ def embedding_demo(config, data, folders, truth_path, dataset, split="test"):
         embedding_config = EmbeddingConfig(
             data=data, encoder=encoder, embedding_dim=config.region_dim, word_dim=config.region_dim // 2,
             epochs=config.embedding_epochs, batch_size=config.alignment_batch_size, seed=config.seed,
-            # the demo's embedding figures were measured with averaged bins
-            image=alignment_image(config) if cached else ImageEncoderConfig(pooling="average"),
+            # the demo's embedding figures were measured with averaged bins; cached mode: the whole image's
+            # cached feature as `train-embedding --features` reads it (the linear image encoder, no normalisation)
+            image=ImageEncoderConfig(mode="cached") if cached else ImageEncoderConfig(pooling="average"),
             patience=0,
         )
         trained = embedding_job.train_embedding(embedding_config, run_dir, verbose=2)
