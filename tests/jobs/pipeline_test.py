@@ -165,7 +165,7 @@ def test_cached_mode_trains_the_captioners_on_the_cached_features_and_table3_on_
     from vsa_tf.jobs import features as features_job
     from vsa_tf.jobs.run_folder import Run
 
-    world = tiny_world(tmp_path / "world", counts=(16, 4, 4))
+    world = tiny_world(tmp_path / "world", counts=(16, 6, 0))  # no test split, as the shared Flickr8k copy: val is evaluated
     weights = write_tiny_weights(tmp_path / "tiny.weights.h5")
     real_cache = features_job.cache_region_features
     monkeypatch.setattr(  # the tiny EfficientNet-Lite0 stands in for the ImageNet one
@@ -183,8 +183,9 @@ def test_cached_mode_trains_the_captioners_on_the_cached_features_and_table3_on_
     for name in ("caption_full_frame", "caption_regions"):
         run = Run.load(str(out / "runs" / name))
         assert run.config.image.mode == "cached" and run.config.data.features == str(out / "features")
-    # Table 3 read every truth object of the evaluated test images from the truth boxes' own features.
-    test_records = read_dataset(config.data.dataset).split("test")
+    # Table 3 read every truth object of the evaluated images from the truth boxes' own features.
+    assert summary["evaluation_split"] == "val"
+    test_records = read_dataset(config.data.dataset).split("val")[: config.caption_eval_images]
     truth = read_truth(config.truth)
     region_report = summary["region_captions"]
     assert region_report["num_regions_without_features"] == 0
@@ -196,6 +197,7 @@ def test_cached_mode_trains_the_captioners_on_the_cached_features_and_table3_on_
     assert summary["caption_figures"]["regions"] and all(os.path.exists(path) for path in summary["caption_figures"]["regions"])
     # The joint embeddings read the whole image's cached feature; a synthetic truth is scored, not sheeted, in pixel mode only.
     assert set(summary["embedding"]["retrieval"]) == {"Kiros lstm", "Kiros linear"}
+    assert all(report["n_images"] == 6 for report in summary["embedding"]["retrieval"].values())  # scored on val
     assert Run.load(str(out / "runs" / "embedding_linear")).config.image.mode == "cached"
     assert os.path.exists(os.path.join(config.saved_models, "captioner", "1", "saved_model.pb"))
 

@@ -597,7 +597,8 @@ def embedding_demo(config, data, folders, truth_path, dataset, split="test"):
             patience=0,
         )
         trained = embedding_job.train_embedding(embedding_config, run_dir, verbose=2)
-        results["retrieval"][f"Kiros {encoder}"] = trained.test  # the test split, scored once by the trainer
+        # The test split is scored once by the trainer; a dataset without one is scored on the evaluation split.
+        results["retrieval"][f"Kiros {encoder}"] = trained.test if split == "test" else retrieval_job.evaluate_retrieval(trained.run, split=split)
         synthetic_truth = bool(truth_path) and _truth_has_attributes(truth_path)
         if encoder == "linear" and not synthetic_truth:
             sheets = embedding_job.real_photo_arithmetic(run_dir, data.dataset, data.images, folders.figures, split=split)

@@ -51,6 +51,7 @@ def _add_retrieval(report, summary):
     rows = []
     retrieval = dict(summary["retrieval"])
     retrieval.update(summary.get("embedding", {}).get("retrieval", {}))
+    retrieval = {name: metrics for name, metrics in retrieval.items() if metrics}  # a run scored on no split is left out
     for name, metrics in retrieval.items():
         annotation, search = metrics["image_annotation"], metrics["image_search"]
         binding = summary.get("binding", {}).get(name, {})
