@@ -55,19 +55,20 @@ def _add_retrieval(report, summary):
     for name, metrics in retrieval.items():
         annotation, search = metrics["image_annotation"], metrics["image_search"]
         binding = summary.get("binding", {}).get(name, {})
+        twins = [_number(binding.get("image_choice")), _number(binding.get("sentence_choice"))] if summary.get("binding") else []
         rows.append(
             [name]
             + [annotation[key] for key in ("r1", "r5", "r10")]
             + [annotation["medr"]]
             + [search[key] for key in ("r1", "r5", "r10")]
-            + [search["medr"], _number(binding.get("image_choice")), _number(binding.get("sentence_choice"))]
+            + [search["medr"], *twins]
         )
-    report.add_table(
-        f"Image annotation and image search on {next(iter(retrieval.values()))['n_images']} images; "
-        "twin columns: % of binding-swapped twin comparisons won (50 = chance)",
-        ["Model", "Ann R@1", "R@5", "R@10", "Med r", "Search R@1", "R@5", "R@10", "Med r", "Twin image %", "Twin sentence %"],
-        rows,
-    )
+    columns = ["Model", "Ann R@1", "R@5", "R@10", "Med r", "Search R@1", "R@5", "R@10", "Med r"]
+    title = f"Image annotation and image search on {next(iter(retrieval.values()))['n_images']} images"
+    if summary.get("binding"):  # twin images: the synthetic world's binding test
+        columns += ["Twin image %", "Twin sentence %"]
+        title += "; twin columns: % of binding-swapped twin comparisons won (50 = chance)"
+    report.add_table(title, columns, rows)
 
 
 def _add_alignment(report, summary):
@@ -106,7 +107,7 @@ def _add_captions(report, summary):
 
 
 def _add_region_captions(report, summary):
-    """Table 3: region caption BLEU, and the region caption figures."""
+    """Table 3: region caption metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr), and the region caption figures."""
     region = summary.get("region_captions", {})
     figures = summary.get("caption_figures", {}).get("regions", [])
     if not region and not figures:
@@ -116,10 +117,10 @@ def _add_region_captions(report, summary):
     for key, label in (("region_model", "RNN trained on region snippets"), ("full_frame_model", "RNN trained on full frames"),
                        ("ranking_baseline", "Ranking baseline (best training snippet)")):
         if key in region:
-            rows.append([label] + [_number(region[key].get(name)) for name in CAPTION_KEYS[:4]])
+            rows.append([label] + [_number(region[key].get(name)) for name in CAPTION_KEYS])
     if rows:
-        report.add_table(f"BLEU against region references ({region.get('num_regions', '?')} objects)",
-                         ["Model", *CAPTION_KEYS[:4]], rows, digits=3)
+        report.add_table(f"Region captions against the objects' phrases ({region.get('num_regions', '?')} objects)",
+                         ["Model", *CAPTION_KEYS], rows, digits=3)
     for path in figures:
         report.add_figure(path, "Region captions drawn on boxes (paper Figure 7)")
 
