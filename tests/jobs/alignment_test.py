@@ -132,6 +132,12 @@ def test_cached_feature_mode_trains_and_reloads(trained_run, tmp_path):
     assert run.model.feature_normalization == "l2"
     assert alignment.evaluate_retrieval(run_dir, None, "test") == summary.test
 
+    # Features given with the default (pixel) image mode: the run reads them, as `train-align --features F` does.
+    followed = alignment.train_alignment(
+        config.replace(image=ImageEncoderConfig(normalization="l2"), word_vectors=None), cached, str(tmp_path / "follows"), verbose=0
+    ).run
+    assert followed.config.image.mode == "cached" and followed.model.feature_mode == "cached" and followed.model.feature_dim == 6
+
 
 def test_saved_cnn_gives_a_captioner_the_alignment_models_features(trained_run, tmp_path):
     from vsa_tf.layers.region_features import RegionFeatureExtractor

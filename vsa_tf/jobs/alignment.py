@@ -42,6 +42,14 @@ class AlignmentTask(trainer.TrainingTask):
     config_class = AlignmentConfig
     path_fields = ("word_vectors",)
 
+    def prepare(self, config):
+        # The image mode follows the data, as for the captioner and the joint embedding: cached features whenever
+        # data.features is set (before, `train-align --features F` without `--feature-mode cached` silently trained
+        # a CNN on the pixels and never read F).
+        if config.data.features and config.image.mode != "cached":
+            config = config.replace(image=config.image.replace(mode="cached"))
+        return super().prepare(config)
+
     def record_data(self, config, data):
         if data.store is None:
             return config
