@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from vsa_tf.files import atomic_write_text
+
 
 def read_truth(path):
     """Reads and validates a synthetic `truth.json` (format in docs/CONVENTIONS.md).
@@ -76,8 +78,6 @@ def truth_boxes(truth, filenames=None):
 def write_truth_boxes(truth_path, out, filenames=None):
     """Writes `truth_boxes` of the truth file ``truth_path`` (only ``filenames``' images when given) as a
     boxes JSON at ``out`` (atomically); returns the boxes mapping."""
-    from vsa_tf.files import atomic_write_text
-
     boxes = truth_boxes(read_truth(truth_path), filenames)
     atomic_write_text(out, json.dumps(boxes) + "\n")
     return boxes
