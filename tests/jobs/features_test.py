@@ -87,3 +87,10 @@ def test_weights_fingerprint(tmp_path):
     assert features.weights_fingerprint(None) is None
     with pytest.raises(ValueError, match=r"weights file not found: '.*none\.weights\.h5'"):
         features.weights_fingerprint(str(tmp_path / "none.weights.h5"))
+
+
+def test_images_smaller_than_the_pretrained_input_are_warned_about():
+    assert features.image_size_warning((224, 224)) is None and features.image_size_warning((256, 320)) is None
+    message = features.image_size_warning((128, 128))
+    assert message.startswith("warning: image_size (128, 128) is smaller than EfficientNet-Lite0's ImageNet input (224 x 224)")
+    assert "--image-size 224 224" in message

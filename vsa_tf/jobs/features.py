@@ -157,6 +157,9 @@ def cache_region_features(
         raise ValueError(
             f"image_size must be (height, width), each >= {efficientnet_lite.FEATURE_STRIDE}; received {image_size}"
         )
+    warning = image_size_warning(image_size) if feature_model is None else None  # a handed-in model is the caller's
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     dataset = readers.read_dataset(dataset_path)
     records = [record for record in dataset.records if record.split in splits]
     if limit is not None:
@@ -198,6 +201,21 @@ def cache_region_features(
         "seconds": round(seconds, 2),
         "images_per_second": round(result.extracted_images / seconds, 2),
     }
+
+
+# EfficientNet-Lite0's ImageNet input side: smaller images give it coarser maps than it was trained on.
+PRETRAINED_IMAGE_SIDE = 224
+
+
+def image_size_warning(image_size):
+    """The warning for caching the pretrained Lite0's features of images smaller than its ImageNet input, or None."""
+    if min(int(side) for side in image_size) >= PRETRAINED_IMAGE_SIDE:
+        return None
+    return (
+        f"warning: image_size {tuple(int(side) for side in image_size)} is smaller than EfficientNet-Lite0's ImageNet input "
+        f"({PRETRAINED_IMAGE_SIDE} x {PRETRAINED_IMAGE_SIDE}); its maps get coarse and its region features weaker "
+        f"(--image-size {PRETRAINED_IMAGE_SIDE} {PRETRAINED_IMAGE_SIDE} keeps them)"
+    )
 
 
 def model_fingerprint(model):
