@@ -472,8 +472,7 @@ def _cached_region_caption_dataset(snippets, records, store, vocabulary, config,
                 f"snippet {number} ({snippet['filename']}): cached region captioning needs `region`, an index into the "
                 f"{store.regions} cached regions of {store.path}, received {region!r}"
             )
-        words = snippet["words"]
-        region_texts[index_of[snippet["filename"]]].append((" ".join(words) if isinstance(words, list) else str(words), region))
+        region_texts[index_of[snippet["filename"]]].append((" ".join(snippet["words"]), region))  # load_snippets: a list
     # Only the images with snippets are read from the store.
     kept = [position for position, entries in enumerate(region_texts) if entries]
     split = _CachedSplit([records[position] for position in kept], store)

@@ -622,7 +622,8 @@ def _with_cached_regions(regions, store, data_config):
 
 
 def _in_record_order(items, records):
-    """``items`` ({"filename", ...}, each of an image of ``records``) stably sorted by their image's record position."""
+    """``items`` ((region, position) pairs of `_with_cached_regions`, each region of an image of ``records``)
+    stably sorted by their image's record position."""
     position_of = {record.filename: position for position, record in enumerate(records)}
     return sorted(items, key=lambda item: position_of[item[0]["filename"]])
 

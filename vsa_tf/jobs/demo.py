@@ -135,9 +135,14 @@ class PipelineFolders:
         return data
 
 
+def _cached(config):
+    """Whether a pipeline's config (any `PipelineSettings`) runs on cached features."""
+    return getattr(config, "resolved_feature_mode", "pixels") == "cached"
+
+
 def alignment_image(config):
-    """The alignment model's (and the joint embedding's) image side of a `PipelineConfig`."""
-    if getattr(config, "resolved_feature_mode", "pixels") == "cached":
+    """The alignment model's image side of a `PipelineConfig`."""
+    if _cached(config):
         return ImageEncoderConfig(mode="cached", pool_size=config.pool_size, normalization="l2")
     if getattr(config, "backbone_weights", None):
         return ImageEncoderConfig(backbone="efficientnet_lite_b0", weights=config.backbone_weights, pool_size=config.pool_size)
@@ -198,10 +203,6 @@ def snippet_alignment(config, brnn, dataset, truth, truth_path, folders, split="
     return accuracy, figures
 
 
-def _cached(config):
-    return getattr(config, "resolved_feature_mode", "pixels") == "cached"
-
-
 def train_captioners(config, data, folders, split="test"):
     """The full-frame captioner and the region captioner (train + val snippets; train only when val is
     the evaluation split), both on the BRNN's CNN (in cached mode: on the cached features of the frozen
@@ -246,10 +247,9 @@ def truth_region_data(config, data, truth_path, folders, split="test"):
 
 def caption_evaluation(config, data, dataset, truth, truth_path, folders, split="test", oracle=False, region_data=None):
     """Tables 2 and 3: {"captions": {"beam B": report}, "region_captions" (with a truth file),
-    "caption_oracle" (`oracle`: the synthetic world's own sentence distribution)}. Cached mode reads the
-    features stage's store, and the truth regions' own cached features (``region_data``, from
-    `truth_region_data`; computed here when not given)."""
-    cached = bool(data.features)  # the pipeline passes the features when its captioners read them
+    "caption_oracle" (`oracle`: the synthetic world's own sentence distribution)}. Cached-mode captioners read
+    `data.features`, and Table 3 the truth regions' own cached features (``region_data``, from `truth_region_data`;
+    without it, the truth regions among `data.boxes`)."""
     caption_data = _caption_subset(data, config.caption_eval_images, os.path.join(folders.runs, "caption_eval_dataset.json"), split)
     full_frame = run_folder.Run.load(folders.full_frame, "caption")
     captions = {}
@@ -261,13 +261,11 @@ def caption_evaluation(config, data, dataset, truth, truth_path, folders, split=
         )
     result = {"captions": captions}
     if truth_path:
-        if cached:
-            region_data = region_data or truth_region_data(config, data, truth_path, folders, split)
-            region_data = caption_data.replace(boxes=region_data.boxes, features=region_data.features, max_boxes=region_data.max_boxes)
-        else:
-            region_data = caption_data
+        regions = caption_data if region_data is None else caption_data.replace(
+            boxes=region_data.boxes, features=region_data.features, max_boxes=region_data.max_boxes
+        )
         result["region_captions"] = caption_job.evaluate_region_captions(
-            folders.regions, truth_path, data_config=region_data, split=split, beam=config.beam_size, full_frame_run=full_frame,
+            folders.regions, truth_path, data_config=regions, split=split, beam=config.beam_size, full_frame_run=full_frame,
             alignment_run=folders.brnn, snippets_path=folders.train_snippets, json_out=os.path.join(folders.regions, "region_captions.json"),
         )
     if oracle:
@@ -585,7 +583,8 @@ def embedding_demo(config, data, folders, truth_path, dataset, split="test"):
     images (`embedding_job.real_photo_arithmetic`)."""
     results = {"retrieval": {}}
     lstm_dir = None
-    cached = getattr(config, "resolved_feature_mode", "pixels") == "cached"
+    cached = _cached(config)
+    synthetic_truth = bool(truth_path) and _truth_has_attributes(truth_path)
     for encoder in ("lstm", "linear"):
         run_dir = os.path.join(folders.runs, f"embedding_{encoder}")
         embedding_config = EmbeddingConfig(
@@ -599,7 +598,6 @@ def embedding_demo(config, data, folders, truth_path, dataset, split="test"):
         trained = embedding_job.train_embedding(embedding_config, run_dir, verbose=2)
         # The test split is scored once by the trainer; a dataset without one is scored on the evaluation split.
         results["retrieval"][f"Kiros {encoder}"] = trained.test if split == "test" else retrieval_job.evaluate_retrieval(trained.run, split=split)
-        synthetic_truth = bool(truth_path) and _truth_has_attributes(truth_path)
         if encoder == "linear" and not synthetic_truth:
             sheets = embedding_job.real_photo_arithmetic(run_dir, data.dataset, data.images, folders.figures, split=split)
             results["arithmetic_sheets"] = [
