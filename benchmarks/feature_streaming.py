@@ -1,8 +1,9 @@
 """Benchmark: peak memory and images/s of cached-feature training and evaluation vs the store's size.
 
-For each size N a generated world is written once (under --work): `dataset.json` (N images, one
-5-word sentence each; the last 1,000 images are val 500 + test 500, the rest train), a tiny PNG per
-image (the jobs validate that every image exists) and a feature store of N images x R regions x D
+For each size N a generated world is written once (under --work): `dataset.json` (N images,
+--sentences captions of --words words each: 1 x 5 by default, COCO's 5 x 10 with `--sentences 5
+--words 10`; the last 1,000 images are val 500 + test 500, the rest train), a tiny PNG per image
+(the jobs validate that every image exists) and a feature store of N images x R regions x D
 dims (random; small D by default so 120K images fit on disk: the streaming path is what is measured,
 not the bytes). Then two child processes, each reporting its own peak RSS (VmHWM):
 
@@ -38,7 +39,7 @@ def peak_rss_bytes():
     raise ValueError("/proc/self/status has no VmHWM line")
 
 
-def generate_world(folder, num_images, regions, dims, dtype="float32", shard_size=1000, seed=0):
+def generate_world(folder, num_images, regions, dims, dtype="float32", shard_size=1000, seed=0, sentences=1, words=5):
     """Writes dataset.json, images/ and features/ for `num_images` images (skipped when already complete)."""
     import numpy as np
     from PIL import Image
@@ -59,8 +60,11 @@ def generate_world(folder, num_images, regions, dims, dtype="float32", shard_siz
         with open(os.path.join(folder, "images", filename), "wb") as stream:
             stream.write(encoded.getvalue())
         split = "train" if index < num_images - HELD_OUT_IMAGES else ("val" if index % 2 else "test")
-        tokens = [WORDS[word] for word in rng.integers(0, len(WORDS), size=5)]
-        images.append({"filename": filename, "imgid": index, "split": split, "sentences": [{"tokens": tokens, "raw": " ".join(tokens)}]})
+        captions = []
+        for _ in range(sentences):
+            tokens = [WORDS[word] for word in rng.integers(0, len(WORDS), size=words)]
+            captions.append({"tokens": tokens, "raw": " ".join(tokens).capitalize() + "."})
+        images.append({"filename": filename, "imgid": index, "split": split, "sentences": captions})
     with open(os.path.join(folder, "dataset.json"), "w") as stream:
         json.dump({"dataset": "generated", "images": images}, stream)
 
@@ -144,6 +148,8 @@ def main(argv=None):
     parser.add_argument("--dims", type=int, default=8)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16"])
     parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--sentences", type=int, default=1, help="captions per image (COCO: 5)")
+    parser.add_argument("--words", type=int, default=5, help="words per caption (COCO: ~10)")
     parser.add_argument("--work", default="/tmp/feature_streaming_bench")
     parser.add_argument("--child", choices=["train", "evaluate"], help=argparse.SUPPRESS)
     parser.add_argument("--world", help=argparse.SUPPRESS)
@@ -153,12 +159,13 @@ def main(argv=None):
         return 0
     rows = []
     for count in args.images:
-        world = os.path.join(args.work, f"{count}_{args.regions}x{args.dims}_{args.dtype}")
+        text = "" if (args.sentences, args.words) == (1, 5) else f"_{args.sentences}x{args.words}w"
+        world = os.path.join(args.work, f"{count}_{args.regions}x{args.dims}_{args.dtype}{text}")
         started = time.perf_counter()
-        generate_world(world, count, args.regions, args.dims, args.dtype)
+        generate_world(world, count, args.regions, args.dims, args.dtype, sentences=args.sentences, words=args.words)
         store_bytes = sum(os.path.getsize(os.path.join(world, "features", name)) for name in os.listdir(os.path.join(world, "features")))
         row = {
-            "store_images": count, "regions": args.regions, "dims": args.dims, "dtype": args.dtype,
+            "store_images": count, "sentences": args.sentences, "words": args.words, "regions": args.regions, "dims": args.dims, "dtype": args.dtype,
             "store_mb": round(store_bytes / 2**20, 1), "generate_seconds": round(time.perf_counter() - started, 1),
             "old_path_feature_bytes": 2 * count * args.regions * args.dims * 4,
         }

@@ -159,3 +159,88 @@ def test_write_karpathy_json_round_trips(tmp_path):
     path = readers.write_karpathy_json(dataset, str(tmp_path / "dataset.json"))
     again = readers.read_dataset(path)
     assert again.records == dataset.records and again.name == "coco"
+
+
+def test_stream_json_object_yields_elements_before_reading_the_rest(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_bytes(b'{"dataset": "x", "images": [{"a": 1}, [2, 3], 4], "more": {"b": [5]}} trailing')
+    stream = readers.stream_json_object(str(path), "test file", arrays=("images",))
+    assert next(stream) == ("dataset", None, "x")
+    assert next(stream) == ("images", 0, {"a": 1})  # one element at a time, not the whole list
+    assert next(stream) == ("images", 1, [2, 3])
+    assert next(stream) == ("images", 2, 4)
+    assert next(stream) == ("more", None, {"b": [5]})
+    with pytest.raises(ValueError, match=r"d\.json: malformed JSON \(parse error: trailing garbage\)"):
+        next(stream)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"[1, 2]", "must hold a JSON object at the top level, found an array"),
+        (b"", r"malformed JSON \(parse error: premature EOF\)"),
+        (b'"text"', "must hold a JSON object at the top level, found a single value"),
+        (b'{"images": [{"filename": "a.jpg"', r"malformed JSON \(parse error: premature EOF\)"),
+        (b'{"images": NaN}', r"malformed JSON \(lexical error: invalid char in json text"),
+        (b'{"images": ["\xff"]}', r"malformed JSON \(lexical error: invalid bytes in UTF8 string"),
+    ],
+)
+def test_stream_json_object_errors_name_the_file(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=r"bad\.json: (test file )?" + message):
+        list(readers.stream_json_object(str(path), "test file", arrays=("images",)))
+
+
+def test_records_are_compact_and_share_their_words():
+    dataset = readers.read_karpathy_json(fixture("karpathy_small.json"))
+    first, second = dataset.records[0].sentences[0], dataset.records[0].sentences[1]
+    shared = set(first.tokens) & set(second.tokens)
+    assert shared, (first.tokens, second.tokens)
+    for word in shared:  # one string object per word across the dataset
+        assert first.tokens[first.tokens.index(word)] is second.tokens[second.tokens.index(word)]
+    assert not hasattr(first, "__dict__") and not hasattr(dataset.records[0], "__dict__")
+
+
+def test_coco_annotations_may_come_before_images(tmp_path):
+    data = {
+        "annotations": [{"image_id": 7, "caption": "A Dog."}, {"image_id": 3, "caption": "two cats"}, {"image_id": 7, "caption": "a pup"}],
+        "images": [{"id": 3, "file_name": "c.jpg"}, {"id": 7, "file_name": "d.jpg"}, {"id": 9, "file_name": "e.jpg"}],
+    }
+    dataset = readers.read_dataset(write_json(tmp_path / "captions_val2014.json", data))
+    assert dataset.name == "coco"
+    assert [(record.filename, record.image_id, record.split) for record in dataset.records] == [
+        ("c.jpg", 3, "val"), ("d.jpg", 7, "val"), ("e.jpg", 9, "val")
+    ]
+    assert [[sentence.tokens for sentence in record.sentences] for record in dataset.records] == [
+        [["two", "cats"]], [["a", "dog"], ["a", "pup"]], []
+    ]
+    assert dataset.records[1].sentences[0].raw == "A Dog."
+
+
+def test_json_top_level_errors(tmp_path):
+    path = write_json(tmp_path / "k.json", {"images": {"filename": "a.jpg"}})
+    with pytest.raises(ValueError, match=r"k\.json: field 'images' must be a list, received dict"):
+        readers.read_dataset(path)
+    path = write_json(tmp_path / "k2.json", {"dataset": "x"})
+    with pytest.raises(ValueError, match=r"k2\.json: the top level is missing the field 'images' \(has \['dataset'\]\)"):
+        readers.read_karpathy_json(path)
+    path = write_json(tmp_path / "captions_train2014.json", {"images": [{"id": 1, "file_name": "a.jpg"}]})
+    with pytest.raises(ValueError, match=r"captions_train2014\.json: the top level is missing the field 'annotations'"):
+        readers.read_dataset(path)
+    path = write_json(tmp_path / "captions_val2014.json", {"images": [{"id": 1, "file_name": "a.jpg"}, {"id": 1, "file_name": "b.jpg"}], "annotations": []})
+    with pytest.raises(ValueError, match=r"images\[1\]: duplicate image id 1"):
+        readers.read_dataset(path)
+
+
+def test_build_chunks_give_the_same_records(monkeypatch, tmp_path):
+    images = [
+        {"filename": f"{index}.jpg", "split": "train", "sentences": [{"raw": f"Picture {index} of a dog."}, {"tokens": ["a", "dog"]}]}
+        for index in range(7)
+    ]
+    path = write_json(tmp_path / "d.json", {"images": images})
+    whole = readers.read_dataset(path)
+    monkeypatch.setattr(readers, "BUILD_CHUNK_CAPTIONS", 3)  # several tokenizer calls, records in file order
+    chunked = readers.read_dataset(path)
+    assert chunked.records == whole.records
+    assert [record.sentences[0].tokens for record in chunked.records] == [["picture", str(index), "of", "a", "dog"] for index in range(7)]

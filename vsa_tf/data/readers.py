@@ -14,6 +14,8 @@ Errors are `ValueError`s naming the file and the field.
 import json
 import os
 
+import ijson
+
 from vsa_tf.data import records as records_lib
 from vsa_tf.data import text
 from vsa_tf.config import atomic_write_text
@@ -58,6 +60,78 @@ def load_json(path, what="JSON file"):
         raise ValueError(f"{path}: not UTF-8 text ({error})") from None
 
 
+def _json_error_text(error):
+    """ijson's multi-line message (sometimes bytes) -> its first line."""
+    message = error.args[0] if error.args else error
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", "replace")
+    return str(message).strip().splitlines()[0] if str(message).strip() else type(error).__name__
+
+
+def _build_value(first_event, first_value, events):
+    """Assembles one JSON value (a map or an array) from its start event and the events that follow."""
+    builder = ijson.ObjectBuilder()
+    builder.event(first_event, first_value)
+    depth = 1
+    for event, value in events:
+        builder.event(event, value)
+        if event in ("start_map", "start_array"):
+            depth += 1
+        elif event in ("end_map", "end_array"):
+            depth -= 1
+            if depth == 0:
+                return builder.value
+    raise ijson.IncompleteJSONError("premature EOF")
+
+
+def stream_json_object(path, what="JSON file", arrays=()):
+    """Streams a file holding one JSON object, item by item, never the whole parse in memory.
+
+    Yields ``(key, index, value)``: for each top-level key named in ``arrays`` whose value is a list,
+    one triple per element (``index`` its position); for every other top-level key one triple with
+    ``index`` None and the whole value. A top-level array in ``arrays`` that is not a list comes whole
+    (``index`` None), so the caller can name the wrong type. Peak memory is one element, not the file:
+    a COCO-sized Karpathy JSON (600,000 captions) parses in ~1 GB with `json.load`.
+
+    Raises:
+        ValueError naming the file: missing, malformed JSON (truncated, trailing text, NaN / 1e999,
+        which no JSON writer produces), not UTF-8, or a top level that is not an object.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: {what} not found")
+    try:
+        with open(path, "rb") as stream:
+            # ijson (yajl2 C backend) streams the events; the ObjectBuilder assembles one element at a time.
+            events = ijson.basic_parse(stream, use_float=True)
+            event, _ = next(events)  # an empty file: yajl raises "premature EOF"
+            if event != "start_map":
+                found = "an array" if event == "start_array" else "a single value"
+                raise ValueError(f"{path}: {what} must hold a JSON object at the top level, found {found}")
+            key = None
+            for event, value in events:
+                if event == "map_key":
+                    key = value
+                elif event == "end_map":
+                    break
+                elif event == "start_array" and key in arrays:
+                    index = 0
+                    for event, value in events:
+                        if event == "end_array":
+                            break
+                        if event in ("start_map", "start_array"):
+                            value = _build_value(event, value, events)
+                        yield key, index, value
+                        index += 1
+                elif event in ("start_map", "start_array"):
+                    yield key, None, _build_value(event, value, events)
+                else:
+                    yield key, None, value
+            for _ in events:  # trailing text after the object: yajl raises
+                pass
+    except ijson.JSONError as error:
+        raise ValueError(f"{path}: malformed JSON ({_json_error_text(error)})") from None
+
+
 def _sentences(token_lists, raws):
     return [records_lib.Sentence(tokens=tokens, raw=raw) for tokens, raw in zip(token_lists, raws)]
 
@@ -70,69 +144,184 @@ def _require(mapping, key, path, where):
     return mapping[key]
 
 
-def karpathy_from_json(data, path, restval_to_train=True):
-    """Builds a CaptionDataset from parsed Karpathy split JSON (``path`` is only used in messages)."""
-    images = _require(data, "images", path, "the top level")
-    if not isinstance(images, list):
-        raise ValueError(f"{path}: field 'images' must be a list, received {type(images).__name__}")
-    entries = []  # (filename, image_id, split, [texts to tokenize], [raw strings])
-    for index, image in enumerate(images):
-        where = f"images[{index}]"
-        filename = _require(image, "filename", path, where)
-        if not isinstance(filename, str) or not filename:
-            raise ValueError(f"{path}: {where}.filename must be a non-empty string, received {filename!r}")
-        filepath = image.get("filepath")
-        if filepath:
-            filename = f"{str(filepath).rstrip('/')}/{filename}"
-        split = _require(image, "split", path, where)
-        if split not in KARPATHY_SPLITS:
+def _karpathy_entry(image, index, path, restval_to_train):
+    """One element of a Karpathy file's `images` -> (filename, image_id, split, [texts to tokenize], [raws])."""
+    where = f"images[{index}]"
+    filename = _require(image, "filename", path, where)
+    if not isinstance(filename, str) or not filename:
+        raise ValueError(f"{path}: {where}.filename must be a non-empty string, received {filename!r}")
+    filepath = image.get("filepath")
+    if filepath:
+        filename = f"{str(filepath).rstrip('/')}/{filename}"
+    split = _require(image, "split", path, where)
+    if split not in KARPATHY_SPLITS:
+        raise ValueError(f"{path}: {where} ({filename}): unknown split {split!r}; expected one of {KARPATHY_SPLITS}")
+    if split == "restval" and restval_to_train:
+        split = "train"
+    image_id = image.get("imgid", index)
+    if not isinstance(image_id, int) or isinstance(image_id, bool):
+        raise ValueError(f"{path}: {where} ({filename}): imgid must be an integer, received {image_id!r}")
+    sentences = _require(image, "sentences", path, where)
+    if not isinstance(sentences, list):
+        raise ValueError(f"{path}: {where} ({filename}): 'sentences' must be a list, received {sentences!r:.80}")
+    texts, raws = [], []
+    for sentence_index, sentence in enumerate(sentences):
+        sentence_where = f"{where}.sentences[{sentence_index}] ({filename})"
+        if not isinstance(sentence, dict) or ("tokens" not in sentence and "raw" not in sentence):
+            raise ValueError(f"{path}: {sentence_where} needs 'tokens' or 'raw', received {sentence!r:.80}")
+        raw = sentence.get("raw", "")
+        if not isinstance(raw, str):
+            raise ValueError(f"{path}: {sentence_where}.raw must be a string, received {raw!r:.80}")
+        tokens = sentence.get("tokens")
+        if tokens is not None:
+            if not isinstance(tokens, list) or not all(isinstance(token, str) for token in tokens):
+                raise ValueError(f"{path}: {sentence_where}.tokens must be a list of strings, received {tokens!r:.80}")
+            texts.append(" ".join(tokens))
+        else:
+            texts.append(raw)
+        raws.append(raw)
+    return filename, image_id, split, texts, raws
+
+
+def _coco_image(image, index, path, filepath):
+    """One element of a COCO file's `images` -> (image id, filename)."""
+    where = f"images[{index}]"
+    image_id = _require(image, "id", path, where)
+    name = _require(image, "file_name", path, where)
+    if not isinstance(image_id, int) or isinstance(image_id, bool) or not isinstance(name, str) or not name:
+        raise ValueError(f"{path}: {where}: id must be an integer and file_name a string, received {image!r:.100}")
+    return image_id, (f"{filepath.rstrip('/')}/{name}" if filepath else name)
+
+
+def _coco_caption(annotation, index, path):
+    """One element of a COCO file's `annotations` -> (image id, caption)."""
+    where = f"annotations[{index}]"
+    image_id = _require(annotation, "image_id", path, where)
+    caption = _require(annotation, "caption", path, where)
+    if not isinstance(caption, str):
+        raise ValueError(f"{path}: {where}.caption must be a string, received {caption!r:.80}")
+    return image_id, caption.strip()
+
+
+def _coco_split(path, split):
+    split = split or split_from_coco_filename(path)
+    if split not in records_lib.SPLITS:
+        raise ValueError(
+            f"{path}: cannot tell the split from the file name and none was given (received {split!r}); "
+            f"give it with --split-of-file (split=), one of {records_lib.SPLITS}"
+        )
+    return split
+
+
+def _read_json_dataset(path, what, expect=None, restval_to_train=True, coco_split=None, coco_filepath=None):
+    """Reads a Karpathy split JSON or a COCO captions JSON in one streaming pass.
+
+    ``expect`` "karpathy" or "coco" fixes the format; None lets the content decide: images carrying
+    "sentences" are Karpathy's, images with a "file_name" and no sentences (or a file with only
+    "annotations") COCO's. Karpathy records are assembled while the file streams; COCO's captions
+    are grouped by image id first (they follow the images in the file).
+    """
+    state = {"format": expect, "name": None, "keys": [], "split": None}
+    coco_names, coco_order, captions, first_annotation = {}, [], {}, {}
+
+    def decide(image):
+        if state["format"] is None:
+            coco = isinstance(image, dict) and "sentences" not in image and "file_name" in image
+            state["format"] = "coco" if coco else "karpathy"
+        if state["format"] == "coco" and state["split"] is None:
+            state["split"] = _coco_split(path, coco_split)
+        if state["format"] == "karpathy" and coco_split is not None:
+            raise ValueError(f"{path}: --split-of-file applies to a COCO captions JSON only; a Karpathy JSON names each image's split")
+
+    def karpathy_entries():
+        arrays = ("images",) if expect == "karpathy" else ("images", "annotations")
+        for key, index, value in stream_json_object(path, what, arrays=arrays):
+            if key not in state["keys"]:
+                state["keys"].append(key)
+            if key == "dataset" and isinstance(value, str):
+                state["name"] = value
+            elif key in ("images", "annotations") and index is None and key in arrays:
+                raise ValueError(f"{path}: field {key!r} must be a list, received {type(value).__name__}")
+            elif key == "images":
+                decide(value)
+                if state["format"] == "karpathy":
+                    yield _karpathy_entry(value, index, path, restval_to_train)
+                else:
+                    image_id, name = _coco_image(value, index, path, coco_filepath)
+                    if image_id in coco_names:
+                        raise ValueError(f"{path}: images[{index}]: duplicate image id {image_id}")
+                    coco_names[image_id] = name
+                    coco_order.append(image_id)
+            elif key == "annotations":
+                image_id, caption = _coco_caption(value, index, path)
+                captions.setdefault(image_id, []).append(caption)
+                first_annotation.setdefault(image_id, index)
+
+    records = _build(karpathy_entries())
+    keys = state["keys"]
+    if "images" not in keys and "annotations" not in keys:
+        if expect is None:
             raise ValueError(
-                f"{path}: {where} ({filename}): unknown split {split!r}; expected one of {KARPATHY_SPLITS}"
+                f"{path}: unknown dataset format (top level {sorted(keys)}); expected Karpathy split JSON ('images' with "
+                "'sentences'), COCO captions JSON ('images' and 'annotations') or a Flickr8k token .txt"
             )
-        if split == "restval" and restval_to_train:
-            split = "train"
-        image_id = image.get("imgid", index)
-        if not isinstance(image_id, int):
-            raise ValueError(f"{path}: {where} ({filename}): imgid must be an integer, received {image_id!r}")
-        sentences = _require(image, "sentences", path, where)
-        if not isinstance(sentences, list):
-            raise ValueError(f"{path}: {where} ({filename}): 'sentences' must be a list, received {sentences!r:.80}")
-        texts, raws = [], []
-        for sentence_index, sentence in enumerate(sentences):
-            sentence_where = f"{where}.sentences[{sentence_index}] ({filename})"
-            if not isinstance(sentence, dict) or ("tokens" not in sentence and "raw" not in sentence):
-                raise ValueError(f"{path}: {sentence_where} needs 'tokens' or 'raw', received {sentence!r:.80}")
-            raw = sentence.get("raw", "")
-            if not isinstance(raw, str):
-                raise ValueError(f"{path}: {sentence_where}.raw must be a string, received {raw!r:.80}")
-            tokens = sentence.get("tokens")
-            if tokens is not None:
-                if not isinstance(tokens, list) or not all(isinstance(token, str) for token in tokens):
-                    raise ValueError(
-                        f"{path}: {sentence_where}.tokens must be a list of strings, received {tokens!r:.80}"
-                    )
-                texts.append(" ".join(tokens))
-            else:
-                texts.append(raw)
-            raws.append(raw)
-        entries.append((filename, image_id, split, texts, raws))
-    return _build(entries, name=str(data.get("dataset", os.path.splitext(os.path.basename(path))[0])))
+        raise ValueError(f"{path}: the top level is missing the field 'images' (has {sorted(keys)})")
+    if state["format"] is None and ("annotations" in keys or expect == "coco"):
+        decide({"file_name": None})
+    if state["format"] != "coco":
+        name = state["name"] or os.path.splitext(os.path.basename(path))[0]
+        return records_lib.CaptionDataset(records=records, name=name)
+    for field in ("images", "annotations"):
+        if field not in keys:
+            raise ValueError(f"{path}: the top level is missing the field {field!r} (has {sorted(keys)})")
+    unknown = [image_id for image_id in captions if image_id not in coco_names]
+    if unknown:
+        index = min(first_annotation[image_id] for image_id in unknown)
+        image_id = next(image_id for image_id in unknown if first_annotation[image_id] == index)
+        raise ValueError(f"{path}: annotations[{index}]: image_id {image_id!r} names no entry of 'images'")
+
+    def coco_entries():
+        for image_id in coco_order:
+            image_captions = captions.pop(image_id, [])  # released as the records are built
+            yield coco_names[image_id], image_id, state["split"], image_captions, image_captions
+
+    return records_lib.CaptionDataset(records=_build(coco_entries()), name="coco")
 
 
-def _build(entries, name):
-    """Tokenizes every caption in one batched call and assembles the records."""
-    token_lists = text.tokenize_batch([caption for entry in entries for caption in entry[3]])
-    records, position = [], 0
-    for filename, image_id, split, texts, raws in entries:
-        tokens = token_lists[position : position + len(texts)]
-        position += len(texts)
-        records.append(records_lib.ImageRecord(filename, int(image_id), split, _sentences(tokens, raws)))
-    return records_lib.CaptionDataset(records=records, name=name)
+BUILD_CHUNK_CAPTIONS = 16384  # captions tokenized per TF call while records are assembled
+
+
+def _build(entries):
+    """Tokenizes the captions of ``entries`` a chunk at a time and assembles the records.
+
+    Every word is one shared string object (the `words` table), and only one chunk of caption text
+    is held besides the records, so a dataset costs its records, not its parse.
+    """
+    records, chunk, words = [], [], {}
+    chunk_captions = 0
+
+    def flush():
+        token_lists = text.tokenize_batch([caption for entry in chunk for caption in entry[3]], words=words)
+        position = 0
+        for filename, image_id, split, texts, raws in chunk:
+            tokens = token_lists[position : position + len(texts)]
+            position += len(texts)
+            records.append(records_lib.ImageRecord(filename, int(image_id), split, _sentences(tokens, raws)))
+        chunk.clear()
+
+    for entry in entries:
+        chunk.append(entry)
+        chunk_captions += len(entry[3])
+        if chunk_captions >= BUILD_CHUNK_CAPTIONS:
+            flush()
+            chunk_captions = 0
+    flush()
+    return records
 
 
 def read_karpathy_json(path, restval_to_train=True):
-    """Reads a Karpathy split JSON; ``restval`` joins ``train`` unless ``restval_to_train=False``."""
-    return karpathy_from_json(load_json(path, "Karpathy split JSON"), path, restval_to_train)
+    """Reads a Karpathy split JSON (streamed); ``restval`` joins ``train`` unless ``restval_to_train=False``."""
+    return _read_json_dataset(path, "Karpathy split JSON", expect="karpathy", restval_to_train=restval_to_train)
 
 
 def _read_name_list(path):
@@ -192,7 +381,7 @@ def read_flickr_tokens(path, split_files=None):
             continue
         raws = [caption for _, caption in sorted(numbered, key=lambda item: item[0])]
         entries.append((name, image_id, split_of[name], raws, raws))
-    return _build(entries, name="flickr8k")
+    return records_lib.CaptionDataset(records=_build(entries), name="flickr8k")
 
 
 def split_from_coco_filename(path):
@@ -204,56 +393,21 @@ def split_from_coco_filename(path):
     return None
 
 
-def coco_from_json(data, path, split=None, filepath=None):
-    """Builds a CaptionDataset from parsed COCO captions JSON (see `read_coco_captions`)."""
-    split = split or split_from_coco_filename(path)
-    if split not in records_lib.SPLITS:
-        raise ValueError(
-            f"{path}: cannot tell the split from the file name and none was given (received {split!r}); "
-            f"give it with --split-of-file (split=), one of {records_lib.SPLITS}"
-        )
-    images = _require(data, "images", path, "the top level")
-    annotations = _require(data, "annotations", path, "the top level")
-    if not isinstance(images, list) or not isinstance(annotations, list):
-        raise ValueError(f"{path}: 'images' and 'annotations' must be lists")
-    order, names = [], {}
-    for index, image in enumerate(images):
-        where = f"images[{index}]"
-        image_id = _require(image, "id", path, where)
-        name = _require(image, "file_name", path, where)
-        if not isinstance(image_id, int) or not isinstance(name, str) or not name:
-            raise ValueError(f"{path}: {where}: id must be an integer and file_name a string, received {image!r:.100}")
-        if image_id in names:
-            raise ValueError(f"{path}: {where}: duplicate image id {image_id}")
-        names[image_id] = f"{filepath.rstrip('/')}/{name}" if filepath else name
-        order.append(image_id)
-    captions = {image_id: [] for image_id in order}
-    for index, annotation in enumerate(annotations):
-        where = f"annotations[{index}]"
-        image_id = _require(annotation, "image_id", path, where)
-        caption = _require(annotation, "caption", path, where)
-        if image_id not in captions:
-            raise ValueError(f"{path}: {where}: image_id {image_id!r} names no entry of 'images'")
-        if not isinstance(caption, str):
-            raise ValueError(f"{path}: {where}.caption must be a string, received {caption!r:.80}")
-        captions[image_id].append(caption.strip())
-    entries = [(names[image_id], image_id, split, captions[image_id], captions[image_id]) for image_id in order]
-    return _build(entries, name="coco")
-
-
 def read_coco_captions(path, split=None, filepath=None):
-    """Reads a COCO captions JSON.
+    """Reads a COCO captions JSON (streamed).
 
     Args:
         path: e.g. `captions_train2014.json`.
         split: "train", "val" or "test"; by default from the file name (`captions_val2014` -> val).
         filepath: optional folder prefixed to each `file_name` (e.g. "val2014"), as Karpathy's files do.
     """
-    return coco_from_json(load_json(path, "COCO captions JSON"), path, split=split, filepath=filepath)
+    return _read_json_dataset(path, "COCO captions JSON", expect="coco", coco_split=split, coco_filepath=filepath)
 
 
 def read_dataset(path, restval_to_train=True, split_files=None, split_of_file=None):
     """Reads any supported format, detected from the content (JSON) or a `.txt`/`.token` extension (Flickr8k).
+
+    JSON files are streamed (`stream_json_object`): memory holds the records, never the whole parse.
 
     Args:
         path: the captions file.
@@ -271,18 +425,7 @@ def read_dataset(path, restval_to_train=True, split_files=None, split_of_file=No
         if split_of_file is not None:
             raise ValueError(f"{path}: --split-of-file applies to a COCO captions JSON only; a token file takes --split-files")
         return read_flickr_tokens(path, split_files=split_files)
-    data = load_json(path, "dataset file")
-    if isinstance(data, dict) and "annotations" in data:
-        return coco_from_json(data, path, split=split_of_file)
-    if split_of_file is not None:
-        raise ValueError(f"{path}: --split-of-file applies to a COCO captions JSON only; a Karpathy JSON names each image's split")
-    if isinstance(data, dict) and "images" in data:
-        return karpathy_from_json(data, path, restval_to_train=restval_to_train)
-    keys = sorted(data) if isinstance(data, dict) else type(data).__name__
-    raise ValueError(
-        f"{path}: unknown dataset format (top level {keys}); expected Karpathy split JSON ('images' with "
-        "'sentences'), COCO captions JSON ('images' and 'annotations') or a Flickr8k token .txt"
-    )
+    return _read_json_dataset(path, "dataset file", restval_to_train=restval_to_train, coco_split=split_of_file)
 
 
 def read_data_config(config):

@@ -7,9 +7,9 @@ import typing
 SPLITS = ("train", "val", "test")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Sentence:
-    """One caption.
+    """One caption (slotted: a COCO-sized dataset holds 600,000 of them).
 
     Attributes:
         tokens: lowercased alphanumeric words (the paper's preprocessing).
@@ -25,9 +25,9 @@ class Sentence:
         return " ".join(self.tokens)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class ImageRecord:
-    """One image and its captions.
+    """One image and its captions (slotted, as `Sentence`).
 
     Attributes:
         filename: path of the image relative to the dataset's image root (COCO: "val2014/x.jpg").

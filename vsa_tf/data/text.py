@@ -158,12 +158,17 @@ def encode_sentences(strings, lookup, max_words):
     return ids, mask
 
 
-def tokenize_batch(texts, chunk_size=65536):
-    """Python list of strings -> list of token lists, with `tokenize` run once per chunk (fast for readers)."""
+def tokenize_batch(texts, chunk_size=65536, words=None):
+    """Python list of strings -> list of token lists, with `tokenize` run once per chunk (fast for readers).
+
+    ``words`` (a dict, UTF-8 bytes -> str, shared across calls) makes every occurrence of a word the
+    same string object: a dataset's captions then hold one pointer per word, not one string.
+    """
     texts = list(texts)
+    words = {} if words is None else words
     token_lists = []
     for start in range(0, len(texts), chunk_size):
         ragged = tokenize(tf.constant(texts[start : start + chunk_size], dtype=tf.string))
-        for words in ragged.to_list():
-            token_lists.append([word.decode("utf-8") for word in words])
+        for encoded_words in ragged.to_list():
+            token_lists.append([words.get(word) or words.setdefault(word, word.decode("utf-8")) for word in encoded_words])
     return token_lists
