@@ -172,18 +172,26 @@ class _CachedSplit:
             images = self.ordered().map(
                 lambda example: dict(example, key=example["image_index"]), num_parallel_calls=tf.data.AUTOTUNE
             )
-        # Sentences grouped by image: those of group g are texts[starts[g]:starts[g + 1]].
-        by_group = [[] for _ in distinct]
-        for position, (record, group) in enumerate(zip(self.records, groups)):
+        # Sentences grouped by image: those of group g are texts[starts[g]:starts[g + 1]]. Flat lists in
+        # group order (records sorted stably by group), not a tuple per sentence: COCO has 600,000.
+        counts = np.zeros(len(distinct) + 1, np.int64)
+        texts, image_ids, regions = [], [], []
+        for position in np.argsort(np.asarray(groups, np.int64), kind="stable"):
+            record = self.records[position]
             if region_texts is None:
-                by_group[group].extend((sentence.text, record.image_id, 0) for sentence in record.sentences)
+                texts.extend(" ".join(sentence.tokens) for sentence in record.sentences)
+                added = len(record.sentences)
             else:
-                by_group[group].extend((entry_text, record.image_id, region) for entry_text, region in region_texts[position])
-        starts = tf.constant(np.cumsum([0] + [len(entries) for entries in by_group]), tf.int64)
-        texts = tf.constant([entry[0] for entries in by_group for entry in entries] or [""], tf.string)
-        image_ids = tf.constant([entry[1] for entries in by_group for entry in entries] or [0], tf.int64)
-        regions = tf.constant([entry[2] for entries in by_group for entry in entries] or [0], tf.int64)
-        num_pairs = int(starts[-1])
+                texts.extend(entry_text for entry_text, _ in region_texts[position])
+                regions.extend(region for _, region in region_texts[position])
+                added = len(region_texts[position])
+            image_ids.extend([record.image_id] * added)
+            counts[groups[position] + 1] += added
+        starts = tf.constant(np.cumsum(counts), tf.int64)
+        num_pairs = len(texts)
+        texts = tf.constant(texts or [""], tf.string)
+        image_ids = tf.constant(image_ids or [0], tf.int64)
+        regions = tf.constant(regions or [0], tf.int64)  # read by region pairs only
 
         def expand(example):
             start, end = starts[example["key"]], starts[example["key"] + 1]

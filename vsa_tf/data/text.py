@@ -162,13 +162,19 @@ def tokenize_batch(texts, chunk_size=65536, words=None):
     """Python list of strings -> list of token lists, with `tokenize` run once per chunk (fast for readers).
 
     ``words`` (a dict, UTF-8 bytes -> str, shared across calls) makes every occurrence of a word the
-    same string object: a dataset's captions then hold one pointer per word, not one string.
+    same string object: a dataset's captions then hold one pointer per word, not one string. Only a
+    chunk's distinct words are decoded (`tf.unique`), and each token list is allocated at its exact size.
     """
     texts = list(texts)
     words = {} if words is None else words
     token_lists = []
     for start in range(0, len(texts), chunk_size):
         ragged = tokenize(tf.constant(texts[start : start + chunk_size], dtype=tf.string))
-        for encoded_words in ragged.to_list():
-            token_lists.append([words.get(word) or words.setdefault(word, word.decode("utf-8")) for word in encoded_words])
+        distinct, positions = tf.unique(ragged.flat_values)
+        shared = np.empty(int(tf.size(distinct)), dtype=object)  # the chunk's distinct words, as shared strings
+        for index, word in enumerate(distinct.numpy()):
+            shared[index] = words.get(word) or words.setdefault(word, word.decode("utf-8"))
+        flat = shared[positions.numpy()]  # references only: no string is made per token
+        splits = ragged.row_splits.numpy()
+        token_lists.extend(flat[splits[row] : splits[row + 1]].tolist() for row in range(len(splits) - 1))
     return token_lists
