@@ -845,6 +845,10 @@ class DemoConfig(PipelineSettings):
 
 
 PIPELINE_FEATURE_MODES = ("pixels", "cached")
+# Image size of the cached features when the command is not given one: twice the backbone's 224 x 224
+# ImageNet input, so its stride-32 map is 14 x 14 and a box's RoI features are its own (word-box grounding
+# on Flickr8k val rises 5-7 points over 224 at every beta, retrieval unchanged: docs/results.md "Grounding").
+CACHED_FEATURE_IMAGE_SIZE = (448, 448)
 
 
 @dataclasses.dataclass
@@ -895,6 +899,17 @@ class PipelineConfig(PipelineSettings):
     def migrate(cls, values):
         # Pipelines saved before the alignment optimizer was a setting trained their aligners with SGD at 1e-4.
         return fill_fields_of_older_runs(values, ("alignment_optimizer", "alignment_learning_rate"))
+
+    def with_cached_image_size(self):
+        """This config with `data.image_size` = `CACHED_FEATURE_IMAGE_SIZE` when it runs in cached mode.
+
+        For callers that did not choose an image size (`vsa-tf pipeline` without `--image-size` or
+        `--config`): the pixel-mode default (128 x 128, the small CNN's) is too coarse for a pretrained
+        backbone's region features. Pixel mode is returned unchanged.
+        """
+        if self.resolved_feature_mode != "cached":
+            return self
+        return self.replace(data=self.data.replace(image_size=CACHED_FEATURE_IMAGE_SIZE))
 
     @property
     def resolved_feature_mode(self):

@@ -34,6 +34,24 @@ def test_backbone_weights_choose_cached_features_unless_the_mode_is_given():
     assert list(chosen.values()) == ["pixels", "cached", "pixels"]
 
 
+def test_cached_features_get_the_cached_image_size_unless_one_is_chosen(tmp_path):
+    parser = cli.build_parser()
+    base = ["pipeline", "--dataset", "d.json", "--images", "images", "--out", "o"]
+    sizes = [
+        pipeline_command.pipeline_config_from_arguments(parser.parse_args(base + extra)).data.image_size
+        for extra in ([], ["--backbone-weights", "w.weights.h5"], ["--backbone-weights", "w.weights.h5", "--image-size", "224", "320"],
+                      ["--backbone-weights", "w.weights.h5", "--feature-mode", "pixels"])
+    ]
+    assert sizes == [(128, 128), config.CACHED_FEATURE_IMAGE_SIZE, (224, 320), (128, 128)]
+    assert config.CACHED_FEATURE_IMAGE_SIZE == (448, 448)
+    # A --config file's image size is the file's, whatever the mode.
+    saved = config.PipelineConfig(backbone_weights="w.weights.h5", data=config.DataConfig(image_size=(256, 256)))
+    path = tmp_path / "pipeline_config.json"
+    path.write_text(saved.to_json())
+    from_file = pipeline_command.pipeline_config_from_arguments(parser.parse_args(base + ["--config", str(path)]))
+    assert from_file.data.image_size == (256, 256)
+
+
 def test_unknown_stage_and_feature_mode_are_refused(capsys):
     parser = cli.build_parser()
     with pytest.raises(SystemExit):

@@ -16,7 +16,8 @@ def register(subparsers):
         description="Runs every stage into one --out folder (stages/NAME.json marks a finished stage): a rerun of "
         "the same command skips the finished stages and resumes an interrupted one; a rerun with other settings "
         "is refused. Regions: --boxes FILE, --proposals RUN, or --train-proposals (a proposal network trained "
-        "on --boxes). Every option is a PipelineConfig field.",
+        "on --boxes). Every option is a PipelineConfig field. With --backbone-weights (cached features) images "
+        f"are resized to {config.CACHED_FEATURE_IMAGE_SIZE[0]} x {config.CACHED_FEATURE_IMAGE_SIZE[1]} unless --image-size says otherwise.",
     )
     parser.add_argument("--out", required=True, help="the pipeline's folder (run folders, figures, stage markers, report)")
     parser.add_argument(
@@ -27,11 +28,19 @@ def register(subparsers):
     parser.set_defaults(handler=run)
 
 
+def pipeline_config_from_arguments(args):
+    """The PipelineConfig of parsed arguments; cached features get `CACHED_FEATURE_IMAGE_SIZE` unless an image size was chosen."""
+    base = config.PipelineConfig(**config.QUICK_SETTINGS) if args.quick else None
+    pipeline_config = config_from_arguments(args, config.PipelineConfig, base=base)
+    if args.image_size is None and not args.config:
+        pipeline_config = pipeline_config.with_cached_image_size()
+    return pipeline_config
+
+
 def run(args):
     from vsa_tf.jobs import pipeline
 
-    base = config.PipelineConfig(**config.QUICK_SETTINGS) if args.quick else None
-    pipeline_config = config_from_arguments(args, config.PipelineConfig, base=base)
+    pipeline_config = pipeline_config_from_arguments(args)
     summary = pipeline.run_pipeline(pipeline_config, args.out, stages=args.stages)
     if summary.get("report"):
         print(f"\nReport: {summary['report']}", flush=True)
