@@ -25,7 +25,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from vsa_tf.config import DataConfig, PipelineConfig, atomic_write_text  # noqa: E402
+from vsa_tf.config import CACHED_FEATURE_IMAGE_SIZE, DataConfig, PipelineConfig, atomic_write_text  # noqa: E402
 from vsa_tf.data import readers  # noqa: E402
 
 # Karpathy & Fei-Fei 2015: Table 1 (Flickr8K, "Our model: BRNN"), Table 2 (Flickr8K) and the Table 3 text
@@ -37,7 +37,6 @@ PAPER = {
     "region_captions": {"region_model": {"CIDEr": 61.6, "METEOR": 15.8, "ROUGE_L": 35.1},
                         "full_frame_model": {"CIDEr": 20.3, "METEOR": 13.3, "ROUGE_L": 21.0}},
 }
-IMAGE_SIZE = (224, 224)  # EfficientNet-Lite0's ImageNet input
 
 
 def parse_arguments(argv=None):
@@ -83,7 +82,7 @@ def pipeline_config(args):
     budgets = {name: value for name, value in (("alignment_epochs", args.alignment_epochs), ("caption_epochs", args.caption_epochs))
                if value is not None}
     return PipelineConfig(
-        data=DataConfig(dataset=dataset, images=os.path.join(args.root, "images"), boxes=boxes, image_size=IMAGE_SIZE),
+        data=DataConfig(dataset=dataset, images=os.path.join(args.root, "images"), boxes=boxes, image_size=CACHED_FEATURE_IMAGE_SIZE),
         truth=truth if os.path.isfile(truth) else None, backbone_weights=args.weights, **budgets,
     )
 
