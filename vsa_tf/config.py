@@ -900,16 +900,22 @@ class PipelineConfig(PipelineSettings):
         # Pipelines saved before the alignment optimizer was a setting trained their aligners with SGD at 1e-4.
         return fill_fields_of_older_runs(values, ("alignment_optimizer", "alignment_learning_rate"))
 
-    def with_cached_image_size(self):
-        """This config with `data.image_size` = `CACHED_FEATURE_IMAGE_SIZE` when it runs in cached mode.
+    def with_cached_image_size(self, saved_config=None):
+        """This config with `data.image_size` = `CACHED_FEATURE_IMAGE_SIZE` when it runs cached features on a dataset.
 
         For callers that did not choose an image size (`vsa-tf pipeline` without `--image-size` or
         `--config`): the pixel-mode default (128 x 128, the small CNN's) is too coarse for a pretrained
-        backbone's region features. Pixel mode is returned unchanged.
+        backbone's region features. Unchanged: pixel mode, a synthetic world and quick runs (whose
+        proposal anchors are sized for the world at 64 x 96). ``saved_config``: the path of an
+        existing pipeline folder's config, whose image size is kept, so rerunning the command that made
+        a folder resumes it.
         """
-        if self.resolved_feature_mode != "cached":
+        if self.resolved_feature_mode != "cached" or self.world is not None or self.quick:
             return self
-        return self.replace(data=self.data.replace(image_size=CACHED_FEATURE_IMAGE_SIZE))
+        image_size = CACHED_FEATURE_IMAGE_SIZE
+        if saved_config is not None and os.path.isfile(saved_config):
+            image_size = load_config(PipelineConfig, saved_config).data.image_size
+        return self.replace(data=self.data.replace(image_size=tuple(image_size)))
 
     @property
     def resolved_feature_mode(self):

@@ -75,10 +75,13 @@ def test_ordered_pairs_equal_the_in_memory_path(tmp_path):
     assert (starts == text.START_ID).all() and received["tokens"].shape[1] == CONFIG.max_words + 2
 
 
-def test_shuffled_pairs_are_the_same_examples_in_a_new_order_each_epoch(tmp_path, monkeypatch):
+# Records in the store's order, and out of it with repeated images (each image's sentences then come
+# from several records, gathered by the store's grouping).
+@pytest.mark.parametrize("indices", [list(range(0, 60, 3)), [5, 0, 5, 17, 3, 0, 42, 5, 59, 1, 30, 17]])
+def test_shuffled_pairs_are_the_same_examples_in_a_new_order_each_epoch(tmp_path, monkeypatch, indices):
     monkeypatch.setattr(pipelines, "SHUFFLE_BUFFER_MAX_EXAMPLES", 8)  # buffers far smaller than the split
     store, values, masks = write_random_store(tmp_path / "store", 60)
-    records = make_records(range(0, 60, 3))
+    records = make_records(indices)
     expected = in_memory_pairs(values, masks, records)
 
     def as_rows(pairs):

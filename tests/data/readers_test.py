@@ -178,11 +178,11 @@ def test_stream_json_object_yields_elements_before_reading_the_rest(tmp_path):
     "content, message",
     [
         (b"[1, 2]", "must hold a JSON object at the top level, found an array"),
-        (b"", r"malformed JSON \(parse error: premature EOF\)"),
+        (b"", r"malformed JSON \("),
         (b'"text"', "must hold a JSON object at the top level, found a single value"),
-        (b'{"images": [{"filename": "a.jpg"', r"malformed JSON \(parse error: premature EOF\)"),
-        (b'{"images": NaN}', r"malformed JSON \(lexical error: invalid char in json text"),
-        (b'{"images": ["\xff"]}', r"malformed JSON \(lexical error: invalid bytes in UTF8 string"),
+        (b'{"images": [{"filename": "a.jpg"', r"malformed JSON \("),
+        (b'{"images": NaN}', r"malformed JSON \("),
+        (b'{"images": ["\xff"]}', r"malformed JSON \("),
     ],
 )
 def test_stream_json_object_errors_name_the_file(tmp_path, content, message):
@@ -279,3 +279,19 @@ def test_records_cost_a_few_hundred_bytes_a_caption(tmp_path):
     assert captions == 2000
     assert (retained - before) / captions < 600, (retained - before) / captions
     assert (peak - before) / captions < 1200, (peak - before) / captions
+
+
+def test_empty_lists_are_present_fields(tmp_path):
+    dataset = readers.read_dataset(write_json(tmp_path / "d.json", {"dataset": "none yet", "images": []}))
+    assert (dataset.name, dataset.records) == ("none yet", [])
+    coco = {"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": []}
+    dataset = readers.read_dataset(write_json(tmp_path / "captions_val2014.json", coco))
+    assert [(record.filename, record.sentences) for record in dataset.records] == [("a.jpg", [])]
+    with pytest.raises(ValueError, match="--split-of-file applies to a COCO captions JSON only"):
+        readers.read_dataset(str(tmp_path / "d.json"), split_of_file="val")
+
+
+def test_karpathy_reader_ignores_annotations(tmp_path):
+    data = {"images": [{"filename": "a.jpg", "split": "val", "sentences": [{"raw": "A cat."}]}], "annotations": [{"x": 1}]}
+    dataset = readers.read_karpathy_json(write_json(tmp_path / "d.json", data))
+    assert [sentence.tokens for sentence in dataset.records[0].sentences] == [["a", "cat"]]

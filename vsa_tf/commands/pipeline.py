@@ -1,5 +1,7 @@
 """`vsa-tf pipeline`: the main job on any dataset, stage by stage, resumable (`vsa_tf.jobs.pipeline`)."""
 
+import os
+
 from vsa_tf import config
 from vsa_tf.commands.config_arguments import add_config_arguments, config_from_arguments
 
@@ -8,6 +10,9 @@ STAGE_NAMES = (
     "world", "validate", "regions", "features", "alignment", "retrieval", "snippets", "captioners", "captions",
     "proposals", "embedding", "export", "report",
 )
+
+
+PIPELINE_CONFIG_FILE = "pipeline_config.json"  # `vsa_tf.jobs.pipeline.CONFIG_FILE` (tests keep them equal)
 
 
 def register(subparsers):
@@ -33,7 +38,7 @@ def pipeline_config_from_arguments(args):
     base = config.PipelineConfig(**config.QUICK_SETTINGS) if args.quick else None
     pipeline_config = config_from_arguments(args, config.PipelineConfig, base=base)
     if args.image_size is None and not args.config:
-        pipeline_config = pipeline_config.with_cached_image_size()
+        pipeline_config = pipeline_config.with_cached_image_size(os.path.join(args.out, PIPELINE_CONFIG_FILE))
     return pipeline_config
 
 

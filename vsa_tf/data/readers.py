@@ -84,18 +84,20 @@ def _build_value(first_event, first_value, events):
     raise ijson.IncompleteJSONError("premature EOF")
 
 
-def stream_json_object(path, what="JSON file", arrays=()):
+def stream_json_object(path, what="JSON file", arrays=(), seen_keys=None):
     """Streams a file holding one JSON object, item by item, never the whole parse in memory.
 
     Yields ``(key, index, value)``: for each top-level key named in ``arrays`` whose value is a list,
     one triple per element (``index`` its position); for every other top-level key one triple with
     ``index`` None and the whole value. A top-level array in ``arrays`` that is not a list comes whole
     (``index`` None), so the caller can name the wrong type. Peak memory is one element, not the file:
-    a COCO-sized Karpathy JSON (600,000 captions) parses in ~1 GB with `json.load`.
+    a COCO-sized Karpathy JSON (600,000 captions) parses in ~1 GB with `json.load`. ``seen_keys`` (a
+    list) receives every top-level key as it is read, including those of empty arrays, which yield nothing.
 
     Raises:
-        ValueError naming the file: missing, malformed JSON (truncated, trailing text, NaN / 1e999,
-        which no JSON writer produces), not UTF-8, or a top level that is not an object.
+        ValueError naming the file: missing, malformed JSON (truncated, trailing text, NaN / Infinity /
+        1e999 and integers beyond 64 bits, which Python's `json` reads but RFC 8259 JSON does not allow),
+        not UTF-8, or a top level that is not an object.
     """
     if not os.path.isfile(path):
         raise ValueError(f"{path}: {what} not found")
@@ -111,6 +113,8 @@ def stream_json_object(path, what="JSON file", arrays=()):
             for event, value in events:
                 if event == "map_key":
                     key = value
+                    if seen_keys is not None:
+                        seen_keys.append(key)
                 elif event == "end_map":
                     break
                 elif event == "start_array" and key in arrays:
@@ -235,9 +239,7 @@ def _read_json_dataset(path, what, expect=None, restval_to_train=True, coco_spli
 
     def karpathy_entries():
         arrays = ("images",) if expect == "karpathy" else ("images", "annotations")
-        for key, index, value in stream_json_object(path, what, arrays=arrays):
-            if key not in state["keys"]:
-                state["keys"].append(key)
+        for key, index, value in stream_json_object(path, what, arrays=arrays, seen_keys=state["keys"]):
             if key == "dataset" and isinstance(value, str):
                 state["name"] = value
             elif key in ("images", "annotations") and index is None and key in arrays:
@@ -252,13 +254,13 @@ def _read_json_dataset(path, what, expect=None, restval_to_train=True, coco_spli
                         raise ValueError(f"{path}: images[{index}]: duplicate image id {image_id}")
                     coco_names[image_id] = name
                     coco_order.append(image_id)
-            elif key == "annotations":
+            elif key == "annotations" and key in arrays:  # a Karpathy read ignores them
                 image_id, caption = _coco_caption(value, index, path)
                 captions.setdefault(image_id, []).append(caption)
                 first_annotation.setdefault(image_id, index)
 
     records = _build(karpathy_entries())
-    keys = state["keys"]
+    keys = list(dict.fromkeys(state["keys"]))  # in file order, once each
     if "images" not in keys and "annotations" not in keys:
         if expect is None:
             raise ValueError(
@@ -269,6 +271,8 @@ def _read_json_dataset(path, what, expect=None, restval_to_train=True, coco_spli
     if state["format"] is None and ("annotations" in keys or expect == "coco"):
         decide({"file_name": None})
     if state["format"] != "coco":
+        if coco_split is not None:  # no image told the format: a Karpathy file with an empty `images`
+            raise ValueError(f"{path}: --split-of-file applies to a COCO captions JSON only; a Karpathy JSON names each image's split")
         name = state["name"] or os.path.splitext(os.path.basename(path))[0]
         return records_lib.CaptionDataset(records=records, name=name)
     for field in ("images", "annotations"):
