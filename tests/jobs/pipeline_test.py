@@ -185,6 +185,9 @@ def test_cached_mode_trains_the_captioners_on_the_cached_features_and_table3_on_
         assert run.config.image.mode == "cached" and run.config.data.features == str(out / "features")
     # Table 3 read every truth object of the evaluated images from the truth boxes' own features.
     assert summary["evaluation_split"] == "val"
+    html = open(summary["report"], encoding="utf-8").read()  # the report names the split it scored
+    assert "coco-caption metrics on the val split" in html and "Generated captions on val images" in html
+    assert "on the test split" not in html
     test_records = read_dataset(config.data.dataset).split("val")[: config.caption_eval_images]
     truth = read_truth(config.truth)
     region_report = summary["region_captions"]

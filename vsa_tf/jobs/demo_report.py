@@ -100,10 +100,11 @@ def _add_captions(report, summary):
         for name, key in (("most probable sentence", "most_probable"), ("greedy", "greedy")):
             rows.append([f"World's own sentence distribution, {name}"]
                         + [_number(oracle[key].get(metric)) for metric in CAPTION_KEYS] + ["–", "–"])
-    report.add_table("coco-caption metrics on the test split", ["Model", *CAPTION_KEYS, "Verbatim %", "Distinct %"], rows, digits=3)
+    split = summary.get("evaluation_split", "test")
+    report.add_table(f"coco-caption metrics on the {split} split", ["Model", *CAPTION_KEYS, "Verbatim %", "Distinct %"], rows, digits=3)
     figures = summary.get("caption_figures", {})
     if figures.get("full_frame"):
-        report.add_figure(figures["full_frame"], "Generated captions on test images (paper Figure 6)", wide=True)
+        report.add_figure(figures["full_frame"], f"Generated captions on {split} images (paper Figure 6)", wide=True)
 
 
 def _add_region_captions(report, summary):
