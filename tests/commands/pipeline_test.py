@@ -53,7 +53,9 @@ def test_cached_features_get_the_cached_image_size_unless_one_is_chosen(tmp_path
     # The command that made an existing folder resumes it: its saved image size is kept.
     out = tmp_path / "F8K"
     out.mkdir()
-    config.save_config(saved, str(out / pipeline_command.PIPELINE_CONFIG_FILE))
+    from vsa_tf.jobs.pipeline import CONFIG_FILE
+
+    config.save_config(saved, str(out / CONFIG_FILE))
     rerun = ["pipeline", "--dataset", "d.json", "--images", "images", "--out", str(out), "--backbone-weights", "w.weights.h5"]
     assert pipeline_command.pipeline_config_from_arguments(parser.parse_args(rerun)).data.image_size == (256, 256)
     # A synthetic world and quick runs keep their sizes (their proposal anchors are sized for them).
@@ -61,12 +63,6 @@ def test_cached_features_get_the_cached_image_size_unless_one_is_chosen(tmp_path
         chosen = pipeline_command.pipeline_config_from_arguments(parser.parse_args(
             ["pipeline", "--out", "o", "--backbone-weights", "w.weights.h5"] + extra))
         assert chosen.data.image_size != config.CACHED_FEATURE_IMAGE_SIZE, extra
-
-
-def test_config_file_name_is_the_jobs():
-    from vsa_tf.jobs import pipeline
-
-    assert pipeline_command.PIPELINE_CONFIG_FILE == pipeline.CONFIG_FILE
 
 
 def test_unknown_stage_and_feature_mode_are_refused(capsys):

@@ -12,9 +12,6 @@ STAGE_NAMES = (
 )
 
 
-PIPELINE_CONFIG_FILE = "pipeline_config.json"  # `vsa_tf.jobs.pipeline.CONFIG_FILE` (tests keep them equal)
-
-
 def register(subparsers):
     parser = subparsers.add_parser(
         "pipeline", help="the whole pipeline on a dataset (validate -> regions -> alignment -> captions -> export -> report)",
@@ -35,10 +32,12 @@ def register(subparsers):
 
 def pipeline_config_from_arguments(args):
     """The PipelineConfig of parsed arguments; cached features get `CACHED_FEATURE_IMAGE_SIZE` unless an image size was chosen."""
+    from vsa_tf.jobs.pipeline import CONFIG_FILE
+
     base = config.PipelineConfig(**config.QUICK_SETTINGS) if args.quick else None
     pipeline_config = config_from_arguments(args, config.PipelineConfig, base=base)
     if args.image_size is None and not args.config:
-        pipeline_config = pipeline_config.with_cached_image_size(os.path.join(args.out, PIPELINE_CONFIG_FILE))
+        pipeline_config = pipeline_config.with_cached_image_size(os.path.join(args.out, CONFIG_FILE))
     return pipeline_config
 
 

@@ -62,10 +62,9 @@ def load_json(path, what="JSON file"):
 
 def _json_error_text(error):
     """ijson's multi-line message (sometimes bytes) -> its first line."""
-    message = error.args[0] if error.args else error
-    if isinstance(message, bytes):
-        message = message.decode("utf-8", "replace")
-    return str(message).strip().splitlines()[0] if str(message).strip() else type(error).__name__
+    message = error.args[0] if error.args else ""
+    text = (message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _build_value(first_event, first_value, events):
