@@ -285,3 +285,28 @@ def test_decode_and_resize_bytes_keeps_images_under_the_limit():
     assert image.shape == (8, 6, 3) and (int(height), int(width)) == (30, 40)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)\(unnamed\).{0,12}declares"):
         pipelines.decode_and_resize_bytes(tf.constant(image_bombs.png_bomb(10_000, 10_000)), (8, 8))
+
+
+def test_sentence_table_encodes_as_encode_sentences_does(tmp_path):
+    raws = ["A Red circle, left of the big blue square!", "", "Zebra crossing", "Two red dogs"]
+    data = {"images": [{"filename": "a.jpg", "split": "train", "sentences": [{"raw": raw} for raw in raws[:2]]},
+                       {"filename": "b.jpg", "split": "train", "sentences": [{"raw": raw} for raw in raws[2:]]}]}
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(data))
+    from vsa_tf.data import readers
+
+    viewed = readers.read_dataset(str(path)).records
+    listed = [records_lib.ImageRecord(record.filename, 0, "train", [records_lib.Sentence(text.tokenize_python(raw) or [], raw) for raw in raws[:2]]) for record in viewed[:1]]
+    listed.append(records_lib.ImageRecord("b.jpg", 1, "train", [records_lib.Sentence(["Zebra", "CROSSING"]), records_lib.Sentence(["two", "red", "dogs"])]))
+    vocabulary = text.Vocabulary.build([["red", "circle", "square", "two", "zebra"]], min_count=1)  # the rest: unknown
+    expected_ids, expected_mask = text.encode_sentences(tf.constant([" ".join(text.tokenize_python(raw)) for raw in raws]), vocabulary.id_table().lookup, 5)
+    for table in (pipelines.SentenceTable.of_records(viewed), pipelines.SentenceTable.of_records(listed), pipelines.SentenceTable.of_texts(raws)):
+        ids, mask = table.encoder(vocabulary, 5)(tf.constant([0, 1, 2, 3], tf.int64))
+        np.testing.assert_array_equal(ids.numpy(), expected_ids.numpy())  # truncated to 5, unknown words 1, padding 0
+        np.testing.assert_array_equal(mask.numpy(), expected_mask.numpy())
+        ids, _ = table.encoder(vocabulary, 5)(tf.constant([3, 3, 1], tf.int64))  # any rows, in any order
+        np.testing.assert_array_equal(ids.numpy(), expected_ids.numpy()[[3, 3, 1]])
+    assert records_lib.shared_columns(viewed) is viewed[0].sentences.columns and records_lib.shared_columns(listed) is None
+    empty = pipelines.SentenceTable.of_texts([""])
+    ids, mask = empty.encoder(vocabulary, 3)(tf.constant([0], tf.int64))
+    assert ids.numpy().tolist() == [[0, 0, 0]] and not mask.numpy().any()

@@ -25,11 +25,19 @@ KARPATHY_TOKENS = [
 ]
 
 
+def tokenize_batch(texts, word_ids=None, words=None):
+    """Token lists through `tokenize_to_ids` and its word table, as the readers tokenize."""
+    word_ids, words = ({} if word_ids is None else word_ids), ([] if words is None else words)
+    ids, lengths = text.tokenize_to_ids(texts, word_ids, words)
+    ends = np.cumsum(lengths)
+    return [[words[word] for word in ids[end - length : end]] for end, length in zip(ends, lengths)]
+
+
 def test_python_in_graph_and_karpathy_tokens_agree():
     raws = [raw for raw, _ in KARPATHY_TOKENS]
     expected = [tokens for _, tokens in KARPATHY_TOKENS]
     assert [text.tokenize_python(raw) for raw in raws] == expected
-    assert text.tokenize_batch(raws) == expected
+    assert tokenize_batch(raws) == expected
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
     def in_graph(strings):  # as the exported encode_text / score / align signatures tokenize
@@ -38,14 +46,25 @@ def test_python_in_graph_and_karpathy_tokens_agree():
     dense = in_graph(tf.constant(raws)).numpy().tolist()
     assert [[word.decode() for word in row if word] for row in dense] == expected
     # Re-tokenizing Karpathy's tokens (what the readers do with a split JSON) changes nothing.
-    assert text.tokenize_batch([" ".join(tokens) for tokens in expected]) == expected
+    assert tokenize_batch([" ".join(tokens) for tokens in expected]) == expected
 
 
 def test_tokenize_python_and_batch_agree():
     texts = ["Two dogs.", "", "  x  Y 3 "]
-    assert text.tokenize_batch(texts) == [text.tokenize_python(one) for one in texts]
-    assert text.tokenize_batch(texts, chunk_size=2) == [["two", "dogs"], [], ["x", "y", "3"]]
-    assert text.tokenize_batch([]) == []
+    assert tokenize_batch(texts) == [text.tokenize_python(one) for one in texts]
+    assert tokenize_batch([]) == []
+
+
+def test_tokenize_to_ids_shares_one_word_table_across_calls():
+    word_ids, words = {}, []
+    ids, lengths = text.tokenize_to_ids(["Two dogs.", "", "a DOG"], word_ids, words)
+    assert words == ["two", "dogs", "a", "dog"]  # numbered in order of first appearance (tf.unique)
+    assert [words[word] for word in ids] == ["two", "dogs", "a", "dog"]
+    assert lengths.tolist() == [2, 0, 2]
+    ids, lengths = text.tokenize_to_ids(["dogs and two cats"], word_ids, words)
+    assert [words[word] for word in ids] == ["dogs", "and", "two", "cats"]
+    assert len(words) == len(set(words)) == 6  # "dogs" and "two" kept their ids
+    assert ids.dtype == np.int32 and lengths.dtype == np.int64
 
 
 def test_vocabulary_counts_and_ids(tmp_path):

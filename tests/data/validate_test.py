@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 
@@ -50,7 +51,8 @@ def test_every_problem_listed(world, tmp_path):
     os.remove(os.path.join(root, "d.jpg"))
     with open(os.path.join(root, "b.png"), "wb") as stream:
         stream.write(b"not an image at all")
-    dataset.records[0].sentences[1].tokens = []
+    first, second = dataset.records[0].sentences  # a read dataset's captions change by assigning a new list
+    dataset.records[0].sentences = [first, dataclasses.replace(second, tokens=[])]
     dataset.records[2].filename = "../escape.jpg"
     boxes_path = tmp_path / "boxes.json"
     boxes_path.write_text(

@@ -22,6 +22,7 @@ import tensorflow as tf
 from vsa_tf.data import boxes as boxes_lib
 from vsa_tf.data import image_limits
 from vsa_tf.data import readers
+from vsa_tf.data import records as records_lib
 from vsa_tf.data import snippet_format
 from vsa_tf.data import text
 
@@ -146,7 +147,9 @@ class _CachedSplit:
         )
 
     def pairs(self, shuffle, seed, batch_size, region_texts=None):
-        """Unbatched {"region_features", "region_mask", "text", "image_id"}: one per sentence of the records.
+        """(unbatched {"region_features", "region_mask", "sentence", "image_id"}, their `SentenceTable`): one per sentence.
+
+        ``sentence`` is the pair's row of the table (`_batch_pairs` encodes a batch of rows at once).
 
         Unshuffled: record order, each record's sentences in order. Shuffled (a new order each epoch):
         the shards in a new order, interleaved, through an image buffer, expanded to sentences, then
@@ -172,26 +175,28 @@ class _CachedSplit:
             images = self.ordered().map(
                 lambda example: dict(example, key=example["image_index"]), num_parallel_calls=tf.data.AUTOTUNE
             )
-        # Sentences grouped by image: those of group g are texts[starts[g]:starts[g + 1]]. Flat lists in
-        # group order (records sorted stably by group), not a tuple per sentence: COCO has 600,000.
+        # Sentences grouped by image: those of group g are rows starts[g]:starts[g + 1] of the tables,
+        # built in group order (records sorted stably by group). A pair carries its sentence's row, and
+        # `SentenceTable.encoder` turns a batch of rows into token ids: no string per caption (COCO has
+        # 600,000), no text to split and look up per batch.
+        order = np.argsort(np.asarray(groups, np.int64), kind="stable")
+        ordered = [self.records[position] for position in order]
+        if region_texts is None:
+            per_record = np.fromiter((len(record.sentences) for record in ordered), np.int64, len(ordered))
+            table = SentenceTable.of_records(ordered)
+            regions = [0]
+        else:
+            entries = [region_texts[position] for position in order]
+            per_record = np.fromiter((len(entry) for entry in entries), np.int64, len(entries))
+            table = SentenceTable.of_texts([entry_text for entry in entries for entry_text, _ in entry])
+            regions = [region for entry in entries for _, region in entry] or [0]  # read by region pairs only
         counts = np.zeros(len(distinct) + 1, np.int64)
-        texts, image_ids, regions = [], [], []
-        for position in np.argsort(np.asarray(groups, np.int64), kind="stable"):
-            record = self.records[position]
-            if region_texts is None:
-                texts.extend(" ".join(sentence.tokens) for sentence in record.sentences)
-                added = len(record.sentences)
-            else:
-                texts.extend(entry_text for entry_text, _ in region_texts[position])
-                regions.extend(region for _, region in region_texts[position])
-                added = len(region_texts[position])
-            image_ids.extend([record.image_id] * added)
-            counts[groups[position] + 1] += added
+        np.add.at(counts, np.asarray(groups, np.int64)[order] + 1, per_record)
         starts = tf.constant(np.cumsum(counts), tf.int64)
-        num_pairs = len(texts)
-        texts = tf.constant(texts or [""], tf.string)
-        image_ids = tf.constant(image_ids or [0], tf.int64)
-        regions = tf.constant(regions or [0], tf.int64)  # read by region pairs only
+        num_pairs = int(per_record.sum())
+        image_ids = np.repeat(np.asarray([record.image_id for record in ordered], np.int64), per_record)
+        image_ids = tf.constant(image_ids if num_pairs else [0], tf.int64)
+        regions = tf.constant(regions, tf.int64)
 
         def expand(example):
             start, end = starts[example["key"]], starts[example["key"] + 1]
@@ -202,7 +207,8 @@ class _CachedSplit:
             else:
                 features = tf.gather(example["region_features"], regions[start:end])[:, None, :]  # [n, 1, D]
                 mask = tf.gather(example["region_mask"], regions[start:end])[:, None]  # a padding region stays masked
-            return {"region_features": features, "region_mask": mask, "text": texts[start:end], "image_id": image_ids[start:end]}
+            sentence = tf.range(start, end)
+            return {"region_features": features, "region_mask": mask, "sentence": sentence, "image_id": image_ids[start:end]}
 
         pairs = images.map(expand, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
         if shuffle:
@@ -210,7 +216,56 @@ class _CachedSplit:
             bytes_per_pair = self.bytes_per_image if region_texts is None else int(self.store.dims) * 4 + 1
             pair_buffer = _buffer_size(num_pairs, bytes_per_pair, batch_size, fraction=4)
             pairs = pairs.shuffle(pair_buffer, seed=_offset_seed(seed, 3), reshuffle_each_iteration=True)
-        return pairs
+        return pairs, table
+
+
+class SentenceTable:
+    """Sentences as word ids of a word table (row s: token_ids[row_splits[s]:row_splits[s + 1]]), for the cached pairs.
+
+    Built from records viewing one `records.SentenceColumns` without a Python object per caption
+    (their words came from `text.tokenize`, so they are what `text.encode_sentences` would find), or
+    from texts through `text.tokenize_to_ids` (the same tokenizer).
+    """
+
+    def __init__(self, words, token_ids, row_splits):
+        self.words = list(words)
+        self.token_ids = np.asarray(token_ids, np.int32)
+        self.row_splits = np.asarray(row_splits, np.int64)
+
+    @classmethod
+    def of_records(cls, records):
+        if records_lib.shared_columns(records) is not None:
+            return cls(*records_lib.sentence_token_ids(records))  # (normalised words: no re-tokenizing)
+        return cls.of_texts([sentence.text for record in records for sentence in record.sentences])
+
+    @classmethod
+    def of_texts(cls, texts):
+        words = []
+        token_ids, lengths = text.tokenize_to_ids(texts, {}, words)
+        return cls(words, token_ids, np.concatenate([[0], np.cumsum(lengths)]))
+
+    def encoder(self, vocabulary, max_words):
+        """A graph function: rows int64 [B] -> (ids int32 [B, max_words], mask bool [B, max_words]), as
+        `text.encode_sentences` gives for the rows' texts (longer ones truncated, unknown words `UNKNOWN_ID`)."""
+        # Every token as its vocabulary id, in numpy once (uint16 while the vocabulary allows: COCO's ~6M
+        # tokens then cost 12 MB), plus one spare padding entry that masked positions gather.
+        dtype = np.uint16 if vocabulary.size <= np.iinfo(np.uint16).max else np.int32
+        vocabulary_ids = np.asarray([vocabulary.id(word) for word in self.words] + [text.PAD_ID], dtype)
+        token_vocabulary_ids = np.empty(len(self.token_ids) + 1, dtype)
+        np.take(vocabulary_ids, self.token_ids, out=token_vocabulary_ids[:-1])
+        token_vocabulary_ids[-1] = text.PAD_ID
+        token_vocabulary_ids = tf.constant(token_vocabulary_ids)
+        row_splits = tf.constant(self.row_splits, tf.int64)
+        positions = tf.range(max_words, dtype=tf.int64)[None, :]
+
+        def encode(rows):
+            starts = tf.gather(row_splits, rows)
+            lengths = tf.gather(row_splits, rows + 1) - starts
+            mask = positions < lengths[:, None]
+            index = tf.where(mask, starts[:, None] + positions, tf.fill(tf.shape(mask), row_splits[-1]))  # the spare PAD_ID
+            return tf.cast(tf.gather(token_vocabulary_ids, index), tf.int32), mask
+
+        return encode
 
 
 def _offset_seed(seed, offset):
@@ -399,12 +454,23 @@ def _pairs_dataset(image_side, pairs, vocabulary, config, batch_size, shuffle, s
     return _batch_pairs(dataset, vocabulary, config, batch_size, seed, captions, flip)
 
 
-def _batch_pairs(examples, vocabulary, config, batch_size, seed, captions, flip):
-    """Unbatched pairs (image side + `text`, `image_id`) -> batches with `tokens` (+ `token_mask`)."""
-    table = vocabulary.id_table()
+def _batch_pairs(examples, vocabulary, config, batch_size, seed, captions, flip, sentences=None):
+    """Unbatched pairs (image side + `text`, or `sentence` rows of ``sentences``, and `image_id`) -> batches
+    with `tokens` (+ `token_mask`)."""
+    if sentences is None:
+        table = vocabulary.id_table()
+
+        def tokenize(batch):
+            return text.encode_sentences(batch.pop("text"), table.lookup, config.max_words)
+
+    else:
+        encoder = sentences.encoder(vocabulary, config.max_words)
+
+        def tokenize(batch):
+            return encoder(batch.pop("sentence"))
 
     def encode(batch):
-        tokens, mask = text.encode_sentences(batch.pop("text"), table.lookup, config.max_words)
+        tokens, mask = tokenize(batch)
         if captions:
             batch["tokens"] = add_start_end(tokens, mask)
         else:
@@ -419,8 +485,8 @@ def _batch_pairs(examples, vocabulary, config, batch_size, seed, captions, flip)
 def _cached_pairs_dataset(records, features, vocabulary, config, batch_size, shuffle, seed, captions, flip, whole_image_only):
     if flip:
         raise ValueError("flip=True needs pixel mode; cached region features cannot be mirrored")
-    pairs = _CachedSplit(records, features, whole_image_only).pairs(shuffle, seed, batch_size)
-    return _batch_pairs(pairs, vocabulary, config, batch_size, seed, captions, flip=False)
+    pairs, sentences = _CachedSplit(records, features, whole_image_only).pairs(shuffle, seed, batch_size)
+    return _batch_pairs(pairs, vocabulary, config, batch_size, seed, captions, flip=False, sentences=sentences)
 
 
 def _sentence_pairs(records):
@@ -484,8 +550,8 @@ def _cached_region_caption_dataset(snippets, records, store, vocabulary, config,
     # Only the images with snippets are read from the store.
     kept = [position for position, entries in enumerate(region_texts) if entries]
     split = _CachedSplit([records[position] for position in kept], store)
-    pairs = split.pairs(shuffle, seed, batch_size, region_texts=[region_texts[position] for position in kept])
-    return _batch_pairs(pairs, vocabulary, config, batch_size, seed, captions=True, flip=False)
+    pairs, sentences = split.pairs(shuffle, seed, batch_size, region_texts=[region_texts[position] for position in kept])
+    return _batch_pairs(pairs, vocabulary, config, batch_size, seed, captions=True, flip=False, sentences=sentences)
 
 
 def load_snippets(snippets):

@@ -78,9 +78,13 @@ class Vocabulary:
     @classmethod
     def build(cls, token_lists, min_count=5):
         """Builds from an iterable of token lists (use the train split only)."""
+        return cls.from_counts(collections.Counter(word for tokens in token_lists for word in tokens), min_count)
+
+    @classmethod
+    def from_counts(cls, counts, min_count=5):
+        """Builds from {word: occurrences} (`records.word_counts` of the train split): most frequent first, ties by word."""
         if min_count < 1:
             raise ValueError(f"min_count must be >= 1, received {min_count}")
-        counts = collections.Counter(word for tokens in token_lists for word in tokens)
         kept = [word for word, count in counts.items() if count >= min_count and word not in RESERVED_TOKENS]
         kept.sort(key=lambda word: (-counts[word], word))
         return cls(kept)
@@ -158,23 +162,22 @@ def encode_sentences(strings, lookup, max_words):
     return ids, mask
 
 
-def tokenize_batch(texts, chunk_size=65536, words=None):
-    """Python list of strings -> list of token lists, with `tokenize` run once per chunk (fast for readers).
+def tokenize_to_ids(texts, word_ids, words):
+    """Python list of strings -> (word ids int32 [T], tokens per text int64 [len(texts)]), one `tokenize` call.
 
-    ``words`` (a dict, UTF-8 bytes -> str, shared across calls) makes every occurrence of a word the
-    same string object: a dataset's captions then hold one pointer per word, not one string. Only a
-    chunk's distinct words are decoded (`tf.unique`), and each token list is allocated at its exact size.
+    ``word_ids`` ({UTF-8 bytes: id}) and ``words`` (list of str, by id) are the dataset's word table,
+    shared across calls and extended with new words: the readers' columnar captions
+    (`records.SentenceColumns`). Only the distinct words of the call are decoded (`tf.unique`).
     """
-    texts = list(texts)
-    words = {} if words is None else words
-    token_lists = []
-    for start in range(0, len(texts), chunk_size):
-        ragged = tokenize(tf.constant(texts[start : start + chunk_size], dtype=tf.string))
-        distinct, positions = tf.unique(ragged.flat_values)
-        shared = np.empty(int(tf.size(distinct)), dtype=object)  # the chunk's distinct words, as shared strings
-        for index, word in enumerate(distinct.numpy()):
-            shared[index] = words.get(word) or words.setdefault(word, word.decode("utf-8"))
-        flat = shared[positions.numpy()]  # references only: no string is made per token
-        splits = ragged.row_splits.numpy()
-        token_lists.extend(flat[splits[row] : splits[row + 1]].tolist() for row in range(len(splits) - 1))
-    return token_lists
+    if not texts:
+        return np.zeros([0], np.int32), np.zeros([0], np.int64)
+    ragged = tokenize(tf.constant(list(texts), dtype=tf.string))
+    distinct, positions = tf.unique(ragged.flat_values)
+    table = np.empty(int(tf.size(distinct)), np.int32)
+    for index, word in enumerate(distinct.numpy()):
+        found = word_ids.get(word)
+        if found is None:
+            found = word_ids[word] = len(words)
+            words.append(word.decode("utf-8"))
+        table[index] = found
+    return table[positions.numpy()], ragged.row_lengths().numpy().astype(np.int64)

@@ -208,10 +208,7 @@ def _check_boxes(boxes, boxes_source, seen_filenames, image_sizes, problems):
 def _summarise(dataset, min_word_count, boxes, box_counts, unused_keys):
     """The summary dict `validate_dataset` returns for a dataset that passed every check."""
     counts = dataset.sentence_counts()
-    vocabulary = text.Vocabulary.build(
-        (sentence.tokens for record in dataset.split("train") for sentence in record.sentences),
-        min_count=min_word_count,
-    )
+    vocabulary = text.Vocabulary.from_counts(records_lib.word_counts(dataset.split("train")), min_count=min_word_count)
     boxes_summary = None
     if boxes is not None:
         all_counts = box_counts + [0] * (len(dataset.records) - len(box_counts))

@@ -19,6 +19,7 @@ import keras
 
 from vsa_tf import training
 from vsa_tf.config import DataConfig
+from vsa_tf.data import records as records_lib
 from vsa_tf.data import text as text_lib
 from vsa_tf.data import validate
 from vsa_tf.jobs import proposal_boxes, run_folder
@@ -87,10 +88,7 @@ class TrainingTask:
 
     def build_vocabulary(self, config, data):
         """The vocabulary of the train split's words (count >= `data.min_word_count`)."""
-        return text_lib.Vocabulary.build(
-            (sentence.tokens for record in data.split("train") for sentence in record.sentences),
-            min_count=config.data.min_word_count,
-        )
+        return text_lib.Vocabulary.from_counts(records_lib.word_counts(data.split("train")), min_count=config.data.min_word_count)
 
     def build_datasets(self, run, data):
         """(train batches, validation batches or None)."""
