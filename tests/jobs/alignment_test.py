@@ -229,14 +229,17 @@ def test_grounding_report_on_real_format_phrases(trained_run, tmp_path):
     assert report["num_phrases"] == num_phrases and report["num_phrases_past_max_words"] == num_past > 0
     name = os.path.basename(run_dir)
     assert list(report["methods"]) == [
-        "mrf_beta=0", "mrf_beta=1", "argmax", "whole_image", "largest_box", "random_box", "best_box_oracle",
+        "mrf_beta=0", "mrf_beta=1", "argmax", "mrf_beta=0_boxes_only", "mrf_beta=1_boxes_only", "argmax_boxes_only",
+        "whole_image", "largest_box", "random_box", "best_box_oracle",
         f"{name}:mrf_beta=0", f"{name}:mrf_beta=1", f"{name}:argmax",
+        f"{name}:mrf_beta=0_boxes_only", f"{name}:mrf_beta=1_boxes_only", f"{name}:argmax_boxes_only",
     ]
     methods = report["methods"]
     assert all(row["num_phrases"] == num_phrases for row in methods.values())
     assert methods["whole_image"]["phrase_accuracy_head"] == pytest.approx(expected["whole_image"])
     assert methods["largest_box"]["phrase_accuracy_head"] == pytest.approx(expected["largest_box"])
     assert methods["argmax"] == methods["mrf_beta=0"]  # β = 0 is the per-word argmax
+    assert methods["argmax_boxes_only"] == methods["mrf_beta=0_boxes_only"]
     assert methods[f"{name}:mrf_beta=1"] == methods["mrf_beta=1"]  # the same run as its own baseline
     for row in methods.values():
         assert 0.0 <= row["phrase_accuracy_all_words"] <= row["phrase_accuracy_head"] <= 1.0
@@ -253,6 +256,25 @@ def test_grounding_report_on_real_format_phrases(trained_run, tmp_path):
     # The random baseline is reproducible with its seed.
     again = alignment.grounding_report(run_dir, data, {"images": real}, split="val", betas=[0], seed=1)
     assert again["methods"]["random_box"] == methods["random_box"]
+
+
+def test_boxes_only_labels_leave_the_whole_image_out():
+    # 3 words x 3 regions (0 = the whole image): word 0 scores the whole image highest, then box 2.
+    scores = np.array([[5.0, 1.0, 3.0], [0.0, 4.0, 1.0], [0.0, 1.0, 4.0]])
+    boxes = np.array([[0, 0, 100, 100], [0, 0, 10, 10], [50, 50, 90, 90]], np.float32)
+    sentences = [("a.jpg", 0, ["dog", "on", "grass"], scores, boxes)]
+
+    def regions(snippets):
+        return [(snippet["start"], snippet["end"], snippet["region"]) for snippet in snippets]
+
+    assert regions(alignment._argmax_snippets(sentences)) == [(0, 1, 0), (1, 2, 1), (2, 3, 2)]
+    assert regions(alignment._argmax_snippets(sentences, boxes_only=True)) == [(0, 1, 2), (1, 2, 1), (2, 3, 2)]
+    by_beta = alignment._snippets_for_betas(sentences, [0.0, 100.0], boxes_only=True)
+    assert regions(by_beta[0.0]) == [(0, 1, 2), (1, 2, 1), (2, 3, 2)]
+    assert [snippet["region"] for snippet in by_beta[100.0]] == [2]  # one snippet: the best box for the sentence (3 + 1 + 4)
+    assert by_beta[100.0][0]["box"] == [50.0, 50.0, 90.0, 90.0]
+    whole_only = [("b.jpg", 0, ["dog"], np.array([[1.0]]), boxes[:1])]  # no boxes: the whole image stays the label
+    assert regions(alignment._argmax_snippets(whole_only, boxes_only=True)) == [(0, 1, 0)]
 
 
 def test_grounding_report_errors(trained_run, tmp_path):

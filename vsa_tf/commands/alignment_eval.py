@@ -23,8 +23,10 @@ def register(subparsers):
         description=(
             "A ground-truth phrase is correct when its head word (its last token) lies in a snippet whose box has "
             "IoU >= the threshold with the phrase's box; 'all words' asks it of every word of the phrase. "
-            "With --run: MRF snippets at each --betas value, the per-word argmax, and the baselines whole image, "
-            "largest box, random box (seeded) and best box (oracle), all on the same phrases and regions."
+            "With --run: MRF snippets at each --betas value and the per-word argmax, each also with the words "
+            "labelled by the boxes only (rows '..._boxes_only': the whole image scores but is not a label), and the "
+            "baselines whole image, largest box, random box (seeded) and best box (oracle), all on the same phrases "
+            "and regions."
         ),
     )
     source = parser.add_mutually_exclusive_group(required=True)

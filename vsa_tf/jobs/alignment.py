@@ -226,21 +226,35 @@ def _scored_sentences(run, records, data_config, boxes, store):
     return sentences
 
 
-def _snippets_for_betas(sentences, betas):
-    """{beta: snippets} of `_scored_sentences`' sentences, MRF-aligned at each β."""
+def _label_scores(scores, boxes_only):
+    """(the scores the labels choose from, the region index of their column 0).
+
+    ``boxes_only`` leaves region 0, the whole image, out of the labels when the image has boxes: a word
+    is then aligned to a box even where the whole scene scores higher (phrase grounding names a box).
+    """
+    if boxes_only and scores.shape[1] > 1:
+        return scores[:, 1:], 1
+    return scores, 0
+
+
+def _snippets_for_betas(sentences, betas, boxes_only=False):
+    """{beta: snippets} of `_scored_sentences`' sentences, MRF-aligned at each β (``boxes_only``: `_label_scores`)."""
     snippets = {beta: [] for beta in betas}
     for filename, sentence_index, words, scores, pixel_boxes in sentences:
+        label_scores, first_region = _label_scores(scores, boxes_only)
         for beta in betas:
-            assignments = mrf.mrf_align(scores, beta)
+            assignments = mrf.mrf_align(label_scores, beta) + first_region
             snippets[beta].extend(snippets_lib.snippets_from_alignment(assignments, words, filename, sentence_index, pixel_boxes))
     return snippets
 
 
-def _argmax_snippets(sentences):
+def _argmax_snippets(sentences, boxes_only=False):
     """Snippets of each word's best region on its own (`argmax_t v_t . s_j`, the scores before the MRF)."""
     snippets = []
     for filename, sentence_index, words, scores, pixel_boxes in sentences:
-        snippets.extend(snippets_lib.snippets_from_alignment(np.argmax(scores, axis=1), words, filename, sentence_index, pixel_boxes))
+        label_scores, first_region = _label_scores(scores, boxes_only)
+        assignments = np.argmax(label_scores, axis=1) + first_region
+        snippets.extend(snippets_lib.snippets_from_alignment(assignments, words, filename, sentence_index, pixel_boxes))
     return snippets
 
 
@@ -257,12 +271,15 @@ def grounding_report(run_dir, data_config=None, truth=None, split="val", betas=G
 
     The word-region scores are computed once; the MRF (eqs. 10-12) then runs once per β, and
     `argmax` labels each word with its best region on its own (the scores before the MRF, equal to
-    β = 0 up to ties). The baselines answer from the same region set (the whole image, then the boxes
+    β = 0 up to ties). The same rows with the suffix "_boxes_only" label words with the image's boxes
+    only: the whole image (region 0) stays in the model's score but is not a label, so a word the whole
+    scene scores highest for goes to its best box (a phrase grounded to the scene names no box; the
+    whole-image baseline below says how often the scene is the phrase's box). The baselines answer from the same region set (the whole image, then the boxes
     file's or the proposals run's boxes, top `max_boxes`): `whole_image`, `largest_box`, `random_box`
     (seeded; its `expected_phrase_accuracy` is the mean over phrases of the fraction of regions that
     would be correct) and `best_box_oracle` (the ceiling of the region set). Each run of
-    `baseline_runs` (e.g. the bag-of-words ablation) adds its own MRF and argmax rows, named
-    "<its folder name>:mrf_beta=<β>", aligned to the same regions.
+    `baseline_runs` (e.g. the bag-of-words ablation) adds its own MRF and argmax rows (both label sets),
+    named "<its folder name>:mrf_beta=<β>", aligned to the same regions.
 
     Args:
         run_dir: an alignment run folder or `Run`.
@@ -304,9 +321,12 @@ def grounding_report(run_dir, data_config=None, truth=None, split="val", betas=G
     methods = {}
 
     def add_model_rows(prefix, sentences):
-        for beta, snippets in _snippets_for_betas(sentences, betas).items():
-            methods[f"{prefix}mrf_beta={beta:g}"] = _grounding_row(alignment_metrics.evaluate_alignment(snippets, evaluated, iou_threshold))
-        methods[f"{prefix}argmax"] = _grounding_row(alignment_metrics.evaluate_alignment(_argmax_snippets(sentences), evaluated, iou_threshold))
+        for boxes_only, suffix in ((False, ""), (True, "_boxes_only")):
+            for beta, snippets in _snippets_for_betas(sentences, betas, boxes_only).items():
+                row = _grounding_row(alignment_metrics.evaluate_alignment(snippets, evaluated, iou_threshold))
+                methods[f"{prefix}mrf_beta={beta:g}{suffix}"] = row
+            snippets = _argmax_snippets(sentences, boxes_only)
+            methods[f"{prefix}argmax{suffix}"] = _grounding_row(alignment_metrics.evaluate_alignment(snippets, evaluated, iou_threshold))
 
     add_model_rows("", scored)
     regions = {filename: pixel_boxes for filename, _, _, _, pixel_boxes in scored}
