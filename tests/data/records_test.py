@@ -100,3 +100,16 @@ def test_word_counts_in_place_across_chunks_and_repeats(monkeypatch):
     assert records.word_counts([first, last, first]) == expected
     listed = [records.ImageRecord(record.filename, 0, "train", list(record.sentences)) for record in (first, last, first)]
     assert records.word_counts(listed) == expected
+
+
+def test_a_view_copies_and_pickles_as_a_plain_list():
+    import copy
+    import pickle
+
+    columns = columns_of(TOKENS, RAWS)
+    record = records.ImageRecord("a.jpg", 0, "train", records.SentenceView(columns, 1, 2))
+    expected = [records.Sentence(tokens, raw) for tokens, raw in zip(TOKENS[1:3], RAWS[1:3])]
+    assert record.sentences.count(expected[0]) == 1 and record.sentences.index(expected[1]) == 1  # the list methods
+    for copied in (copy.deepcopy(record), pickle.loads(pickle.dumps(record))):
+        assert copied == record and type(copied.sentences) is list and copied.sentences == expected
+    assert len(pickle.dumps(record)) < len(pickle.dumps(columns))  # not the whole dataset's columns

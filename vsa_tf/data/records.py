@@ -94,33 +94,38 @@ class SentenceColumns:
 
 
 class SentenceView(collections.abc.Sequence):
-    """The captions ``first .. first + count - 1`` of a `SentenceColumns`, read as a list of `Sentence`.
+    """The captions ``first .. first + length - 1`` of a `SentenceColumns`, read as a list of `Sentence`.
 
     Items are made on access (a new `Sentence` each time; change a record's captions by assigning a
     list to its `sentences`). Compares equal to any list or tuple of the same sentences.
     """
 
-    __slots__ = ("columns", "first", "count")
+    __slots__ = ("columns", "first", "length")  # not `count`: that is the Sequence method
 
-    def __init__(self, columns, first, count):
+    def __init__(self, columns, first, length):
         self.columns = columns
         self.first = first
-        self.count = count
+        self.length = length
 
     def __len__(self):
-        return self.count
+        return self.length
 
     def __getitem__(self, index):
         if isinstance(index, slice):
-            return [self.columns.sentence(self.first + position) for position in range(*index.indices(self.count))]
-        position = index + self.count if index < 0 else index
-        if not 0 <= position < self.count:
-            raise IndexError(f"sentence index {index} out of range for {self.count} sentence(s)")
+            return [self.columns.sentence(self.first + position) for position in range(*index.indices(self.length))]
+        position = index + self.length if index < 0 else index
+        if not 0 <= position < self.length:
+            raise IndexError(f"sentence index {index} out of range for {self.length} sentence(s)")
         return self.columns.sentence(self.first + position)
 
     def __iter__(self):
-        for position in range(self.first, self.first + self.count):
+        for position in range(self.first, self.first + self.length):
             yield self.columns.sentence(position)
+
+    def __reduce__(self):
+        # Pickled and deep-copied as the plain list it reads as: a copy of one record must not carry
+        # the whole dataset's columns.
+        return (list, (list(self),))
 
     def __eq__(self, other):
         if isinstance(other, (SentenceView, list, tuple)):
@@ -191,7 +196,7 @@ def sentence_token_ids(records):
     shared = shared_columns(records)
     if shared is not None:
         firsts = np.fromiter((record.sentences.first for record in records), np.int64, len(records))
-        counts = np.fromiter((record.sentences.count for record in records), np.int64, len(records))
+        counts = np.fromiter((record.sentences.length for record in records), np.int64, len(records))
         sentences = _ranges(firsts, counts)  # [S] indices into the columns
         lengths = shared.token_starts[sentences + 1] - shared.token_starts[sentences]
         token_ids = _gather_ranges(shared.token_ids, shared.token_starts[sentences], lengths)
@@ -260,7 +265,7 @@ def word_counts(records):
         words = shared.words
         selected = np.zeros(len(shared), np.int64)  # times each sentence of the columns is counted
         for record in records:
-            selected[record.sentences.first : record.sentences.first + record.sentences.count] += 1
+            selected[record.sentences.first : record.sentences.first + record.sentences.length] += 1
         counts = np.zeros(len(words), np.int64)
         for first in range(0, len(shared), GATHER_CHUNK_ROWS):
             last = min(first + GATHER_CHUNK_ROWS, len(shared))
