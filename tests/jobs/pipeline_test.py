@@ -73,11 +73,14 @@ def test_pipeline_completes_with_every_stage_and_the_report(shared):
     for name in ("BRNN (ours)", "Bag of words"):
         assert summary["retrieval"][name]["n_images"] == 6 and summary["retrieval"][name]["n_sentences"] == 30
     assert set(summary["alignment_accuracy"]) == {"0.0", "1.0"}
+    for metrics in summary["alignment_accuracy"].values():  # each β also with box-only labels, on the same phrases
+        assert 0.0 <= metrics["boxes_only"]["phrase_accuracy"] <= 1.0
+        assert metrics["boxes_only"]["num_phrases"] == metrics["num_phrases"]
     assert "Bleu_4" in summary["captions"]["beam 3"]["model"]
     assert {"region_model", "full_frame_model"} <= set(summary["region_captions"])
     assert set(summary["stage_seconds"]) == set(names) - {"report"}
     html = open(summary["report"], encoding="utf-8").read()
-    assert "Image-sentence retrieval" in html and "captions_full_frame.png" in html
+    assert "Image-sentence retrieval" in html and "captions_full_frame.png" in html and "Phrase %, boxes only" in html
     assert json.loads((out / "summary.json").read_text())["retrieval"] == summary["retrieval"]
     assert os.path.exists(os.path.join(shared["config"].saved_models, "captioner", "1", "saved_model.pb"))
 

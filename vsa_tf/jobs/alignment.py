@@ -200,14 +200,18 @@ def align_split(run_dir, data_config=None, split="test", beta=1.0, out=None):
     return snippets
 
 
-def align_split_for_betas(run_dir, data_config=None, split="test", betas=GROUNDING_BETAS):
+def align_split_for_betas(run_dir, data_config=None, split="test", betas=GROUNDING_BETAS, boxes_only=False):
     """Like `align_split` for several β at once: the word-region scores are computed once.
+
+    Args:
+        boxes_only: label the words with the image's boxes only (the whole image is scored but is not
+            a label; `grounding_report`'s "_boxes_only" rows).
 
     Returns:
         {beta: snippets list}.
     """
     run, data_config, records, boxes, store = _split_of_run(run_dir, data_config, split)
-    return _snippets_for_betas(_scored_sentences(run, records, data_config, boxes, store), betas)
+    return _snippets_for_betas(_scored_sentences(run, records, data_config, boxes, store), betas, boxes_only)
 
 
 def _scored_sentences(run, records, data_config, boxes, store):

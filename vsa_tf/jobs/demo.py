@@ -186,10 +186,15 @@ def snippet_alignment(config, brnn, dataset, truth, truth_path, folders, split="
     # With val as the evaluation split, its snippets come from the same scoring as the β table.
     betas = list(config.betas) + ([config.snippet_beta] if split == "val" and config.snippet_beta not in config.betas else [])
     snippets_by_beta = alignment_job.align_split_for_betas(brnn, split=split, betas=betas)
+    # With truth, each β is also scored with the words labelled by the boxes only (the whole image
+    # scored, not a label): the "boxes_only" entry of its accuracy.
+    boxes_only = alignment_job.align_split_for_betas(brnn, split=split, betas=config.betas, boxes_only=True) if truth_images else {}
     for beta in config.betas:
         if truth_images is not None:
             accuracy[str(beta)] = alignment_evaluation.evaluate_alignment(snippets_by_beta[beta], truth_images)
-            print(f"    beta={beta}: {json.dumps(_short(accuracy[str(beta)]))}", flush=True)
+            accuracy[str(beta)]["boxes_only"] = alignment_evaluation.evaluate_alignment(boxes_only[beta], truth_images)
+            boxes_only_phrases = round(accuracy[str(beta)]["boxes_only"]["phrase_accuracy"], 3)
+            print(f"    beta={beta}: {json.dumps(_short(accuracy[str(beta)]))}, boxes only: phrase_accuracy {boxes_only_phrases}", flush=True)
     alignment_job.align_split(brnn, split="train", beta=config.snippet_beta, out=folders.train_snippets)
     if split == "val":
         snippets_lib.write_snippets(folders.val_snippets, snippets_by_beta[config.snippet_beta])
