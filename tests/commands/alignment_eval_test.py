@@ -61,7 +61,7 @@ def test_run_form_calls_the_grounding_report(tmp_path, capsys, monkeypatch):
     assert (run, truth) == ("RUN", "t.json")
     assert (data_config.dataset, data_config.images, data_config.proposals, data_config.features) == ("d.json", "img", "PROP", "feat")
     assert data_config.boxes is None
-    assert options == {"split": "val", "betas": [0.0, 2.0], "baseline_runs": ["BOW", "BOW2"], "seed": 3, "iou_threshold": 0.5}
+    assert options == {"split": "val", "betas": [0.0, 2.0], "baseline_runs": ["BOW", "BOW2"], "seed": 3, "iou_threshold": 0.5, "max_words": None}
     captured = capsys.readouterr()
     printed = json.loads(captured.out)
     assert printed["methods"]["argmax"]["phrase_accuracy_head"] == 0.5 and json.loads(out_path.read_text()) == printed
@@ -71,6 +71,8 @@ def test_run_form_calls_the_grounding_report(tmp_path, capsys, monkeypatch):
     _, data_config, _, options = calls[1]
     assert data_config.boxes == "b.json" and data_config.proposals is None
     assert options["split"] == "test" and options["betas"] == [0.0, 0.5, 1.0, 2.0, 5.0] and options["baseline_runs"] == []
+    assert cli.main(["evaluate-alignment", "--run", "RUN", "--truth", "t.json", "--max-words", "64"]) == 0
+    assert calls[2][3]["max_words"] == 64
 
 
 def test_exclusive_options(tmp_path, capsys):

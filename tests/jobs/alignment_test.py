@@ -256,6 +256,17 @@ def test_grounding_report_on_real_format_phrases(trained_run, tmp_path):
     # The random baseline is reproducible with its seed.
     again = alignment.grounding_report(run_dir, data, {"images": real}, split="val", betas=[0], seed=1)
     assert again["methods"]["random_box"] == methods["random_box"]
+    # max_words sets how much of each sentence is read: 3 words leave more phrases out of reach; 64 reach
+    # every phrase inside its sentence (the extra phrases, tokens 9-11, lie past these short sentences).
+    with open(os.path.join(world, "dataset.json")) as stream:
+        lengths = {image["filename"]: len(image["sentences"][0]["tokens"]) for image in json.load(stream)["images"]}
+    outside = sum(1 for filename, image in real.items() if splits[filename] == "val" and image["objects"] and lengths[filename] < 12)
+    for words, past in ((3, None), (64, outside)):
+        report = alignment.grounding_report(run_dir, data, {"images": real}, split="val", betas=[0], max_words=words)
+        assert report["max_words"] == words and report["num_phrases"] + report["num_phrases_past_max_words"] == num_phrases + num_past
+        assert report["num_phrases_past_max_words"] == past if past is not None else report["num_phrases_past_max_words"] > num_past
+    with pytest.raises(ValueError, match="max_words must be a positive integer or None, received 0"):
+        alignment.grounding_report(run_dir, data, {"images": real}, split="val", max_words=0)
 
 
 def test_boxes_only_labels_leave_the_whole_image_out():

@@ -43,6 +43,11 @@ def register(subparsers):
     group.add_argument("--baseline-run", dest="baseline_runs", action="append", default=[], metavar="RUN",
                        help="another alignment run (e.g. the bag-of-words ablation) scored on the same phrases; repeatable")
     group.add_argument("--seed", type=int, default=0, help="seed of the random-box baseline (default 0)")
+    group.add_argument(
+        "--max-words", type=int, default=None,
+        help="words of each sentence the run reads (default: its training max_words; phrases past it count in "
+        "num_phrases_past_max_words, not in the accuracies); the BRNN and the bag of words read any length",
+    )
     parser.set_defaults(handler=run_evaluate_alignment)
 
     boxes = subparsers.add_parser(
@@ -86,7 +91,7 @@ def run_evaluate_alignment(args):
     data_config = config_from_arguments(args, config.DataConfig, for_run=True)
     report = alignment.grounding_report(
         args.run, data_config, args.truth, split=args.split, betas=args.betas, baseline_runs=args.baseline_runs,
-        seed=args.seed, iou_threshold=args.iou_threshold,
+        seed=args.seed, iou_threshold=args.iou_threshold, max_words=args.max_words,
     )
     print(grounding_table(report), file=sys.stderr)  # the table for people; stdout stays one JSON document
     print_json(report, args.json_path)

@@ -263,7 +263,7 @@ def _argmax_snippets(sentences, boxes_only=False):
 
 
 def grounding_report(run_dir, data_config=None, truth=None, split="val", betas=GROUNDING_BETAS, baseline_runs=(), seed=0,
-                     iou_threshold=0.5):
+                     iou_threshold=0.5, max_words=None):
     """Phrase grounding of a run on a split: MRF snippets at several β, the per-word argmax, and baselines.
 
     Every method is scored on the same phrases (`vsa_tf.evaluation.alignment`): the truth phrases of the
@@ -295,6 +295,8 @@ def grounding_report(run_dir, data_config=None, truth=None, split="val", betas=G
         baseline_runs: other alignment run folders to score on the same phrases and regions.
         seed: seed of the random-box baseline.
         iou_threshold: minimum IoU with the phrase's box.
+        max_words: words of each sentence the models read (default: each run's training `max_words`);
+            the BRNN and the bag of words read any length, so a larger value reaches the phrases past it.
 
     Returns:
         a JSON-able dict: {"run", "dataset", "split", "regions": {"source", "boxes", "proposals",
@@ -314,7 +316,10 @@ def grounding_report(run_dir, data_config=None, truth=None, split="val", betas=G
     truth_images = truth["images"] if isinstance(truth.get("images"), dict) else truth
     proposals = data_config.proposals if data_config is not None else None
 
+    if max_words is not None and (isinstance(max_words, bool) or not isinstance(max_words, int) or max_words < 1):
+        raise ValueError(f"max_words must be a positive integer or None, received {max_words!r}")
     run, resolved, records, boxes, store = _split_of_run(run_dir, data_config, split)
+    resolved = resolved if max_words is None else resolved.replace(max_words=max_words)
     proposals = proposals or run.config.data.proposals
     scored = [sentence for sentence in _scored_sentences(run, records, resolved, boxes, store) if sentence[0] in truth_images]
     if not scored:
@@ -344,6 +349,7 @@ def grounding_report(run_dir, data_config=None, truth=None, split="val", betas=G
     baseline_folders, names = [], set()
     for baseline in baseline_runs:
         other, other_data, other_records, other_boxes, other_store = _split_of_run(baseline, baseline_data, split)
+        other_data = other_data if max_words is None else other_data.replace(max_words=max_words)
         if [record.filename for record in other_records] != [record.filename for record in records]:
             raise ValueError(f"{other.folder}: its {split!r} split holds other images than {run.folder}'s")
         name = os.path.basename(os.path.normpath(other.folder))
