@@ -225,6 +225,17 @@ class SentenceTable:
     Built from records viewing one `records.SentenceColumns` without a Python object per caption
     (their words came from `text.tokenize`, so they are what `text.encode_sentences` would find), or
     from texts through `text.tokenize_to_ids` (the same tokenizer).
+
+    Args:
+        words: the word table (str), indexed by the ids.
+        token_ids: int32 [T], every sentence's word ids, one sentence after another.
+        row_splits: int64 [S + 1], sentence s holds token_ids[row_splits[s]:row_splits[s + 1]].
+
+    Example:
+        >>> table = SentenceTable.of_texts(["A red dog.", "dog"])
+        >>> ids, mask = table.encoder(text.Vocabulary(["dog", "red"]), max_words=3)(tf.constant([0, 1], tf.int64))
+        >>> ids.numpy().tolist()  # "a" is unknown (1), then red (5), dog (4); padding 0
+        [[1, 5, 4], [4, 0, 0]]
     """
 
     def __init__(self, words, token_ids, row_splits):
