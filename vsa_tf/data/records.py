@@ -190,27 +190,18 @@ class CaptionDataset:
 def sentence_token_ids(records):
     """Every sentence of ``records``, in order, as word ids -> (words, token_ids int32 [T], row_splits int64 [S + 1]).
 
-    Records whose sentences are views of one `SentenceColumns` are gathered with numpy (no Python
-    object per caption); otherwise the words are numbered here, in order of first appearance.
+    For records viewing one `SentenceColumns` (`shared_columns`), gathered with numpy: no Python object
+    per caption. Records holding plain lists have no word ids (`text.tokenize_to_ids` makes some).
     """
     shared = shared_columns(records)
-    if shared is not None:
-        firsts = np.fromiter((record.sentences.first for record in records), np.int64, len(records))
-        counts = np.fromiter((record.sentences.length for record in records), np.int64, len(records))
-        sentences = _ranges(firsts, counts)  # [S] indices into the columns
-        lengths = shared.token_starts[sentences + 1] - shared.token_starts[sentences]
-        token_ids = _gather_ranges(shared.token_ids, shared.token_starts[sentences], lengths)
-        return shared.words, token_ids, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    words, number, token_ids, row_splits = [], {}, [], [0]
-    for record in records:
-        for sentence in record.sentences:
-            for word in sentence.tokens:
-                if word not in number:
-                    number[word] = len(words)
-                    words.append(word)
-                token_ids.append(number[word])
-            row_splits.append(len(token_ids))
-    return words, np.asarray(token_ids, np.int32), np.asarray(row_splits, np.int64)
+    if shared is None:
+        raise ValueError("sentence_token_ids needs records whose sentences all view one SentenceColumns (a dataset read from a file)")
+    firsts = np.fromiter((record.sentences.first for record in records), np.int64, len(records))
+    counts = np.fromiter((record.sentences.length for record in records), np.int64, len(records))
+    sentences = _ranges(firsts, counts)  # [S] indices into the columns
+    lengths = shared.token_starts[sentences + 1] - shared.token_starts[sentences]
+    token_ids = _gather_ranges(shared.token_ids, shared.token_starts[sentences], lengths)
+    return shared.words, token_ids, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
 
 
 def shared_columns(records):
@@ -255,21 +246,18 @@ def word_counts(records):
     """{word: occurrences} over every sentence of ``records`` (for `Vocabulary.from_counts`).
 
     Records viewing one `SentenceColumns` are counted in place, a chunk of the columns' sentences at
-    a time (no copy of their words); others through `sentence_token_ids`.
+    a time (no copy of their words); plain lists word by word.
     """
     shared = shared_columns(records)
     if shared is None:
-        words, token_ids, _ = sentence_token_ids(records)
-        counts = np.bincount(token_ids, minlength=len(words))
-    else:
-        words = shared.words
-        selected = np.zeros(len(shared), np.int64)  # times each sentence of the columns is counted
-        for record in records:
-            selected[record.sentences.first : record.sentences.first + record.sentences.length] += 1
-        counts = np.zeros(len(words), np.int64)
-        for first in range(0, len(shared), GATHER_CHUNK_ROWS):
-            last = min(first + GATHER_CHUNK_ROWS, len(shared))
-            starts = shared.token_starts[first : last + 1]
-            tokens = shared.token_ids[starts[0] : starts[-1]]  # a view
-            counts += np.bincount(tokens, weights=np.repeat(selected[first:last], np.diff(starts)), minlength=len(words)).astype(np.int64)
-    return {words[index]: int(counts[index]) for index in np.flatnonzero(counts)}
+        return dict(collections.Counter(word for record in records for sentence in record.sentences for word in sentence.tokens))
+    selected = np.zeros(len(shared), np.int64)  # times each sentence of the columns is counted
+    for record in records:
+        selected[record.sentences.first : record.sentences.first + record.sentences.length] += 1
+    counts = np.zeros(len(shared.words), np.int64)
+    for first in range(0, len(shared), GATHER_CHUNK_ROWS):
+        last = min(first + GATHER_CHUNK_ROWS, len(shared))
+        starts = shared.token_starts[first : last + 1]
+        tokens = shared.token_ids[starts[0] : starts[-1]]  # a view
+        counts += np.bincount(tokens, weights=np.repeat(selected[first:last], np.diff(starts)), minlength=len(counts)).astype(np.int64)
+    return {shared.words[index]: int(counts[index]) for index in np.flatnonzero(counts)}

@@ -182,10 +182,14 @@ def word_region_scores(run, records, data_config, boxes=None, store=None):
     return results
 
 
-def _split_of_run(run_dir, data_config, split):
-    """(loaded run, its data config, the split's records, boxes, feature store) for a snippet job."""
+def _split_of_run(run_dir, data_config, split, max_words=None):
+    """(loaded run, its data config, the split's records, boxes, feature store) for a snippet job.
+
+    ``max_words`` (None: the run's own) sets how many words of each sentence the scores read.
+    """
     run = run_folder.as_run(run_dir, "alignment")
-    return (run, *run_folder.split_data(run, proposal_boxes.split_data_config(run, data_config, split), split))
+    resolved, records, boxes, store = run_folder.split_data(run, proposal_boxes.split_data_config(run, data_config, split), split)
+    return run, (resolved if max_words is None else resolved.replace(max_words=max_words)), records, boxes, store
 
 
 def align_split(run_dir, data_config=None, split="test", beta=1.0, out=None):
@@ -200,18 +204,26 @@ def align_split(run_dir, data_config=None, split="test", beta=1.0, out=None):
     return snippets
 
 
-def align_split_for_betas(run_dir, data_config=None, split="test", betas=GROUNDING_BETAS, boxes_only=False):
+def align_split_for_betas(run_dir, data_config=None, split="test", betas=GROUNDING_BETAS):
     """Like `align_split` for several β at once: the word-region scores are computed once.
-
-    Args:
-        boxes_only: label the words with the image's boxes only (the whole image is scored but is not
-            a label; `grounding_report`'s "_boxes_only" rows).
 
     Returns:
         {beta: snippets list}.
     """
+    return align_split_both_label_sets(run_dir, data_config, split, betas, boxes_only=False)[0]
+
+
+def align_split_both_label_sets(run_dir, data_config=None, split="test", betas=GROUNDING_BETAS, boxes_only=True):
+    """`align_split_for_betas`, and (``boxes_only``) the same β with the words labelled by the image's
+    boxes only (the whole image scored but not a label; `grounding_report`'s "_boxes_only" rows), from
+    one computation of the word-region scores.
+
+    Returns:
+        ({beta: snippets list}, {beta: box-only snippets list}, the latter empty without ``boxes_only``).
+    """
     run, data_config, records, boxes, store = _split_of_run(run_dir, data_config, split)
-    return _snippets_for_betas(_scored_sentences(run, records, data_config, boxes, store), betas, boxes_only)
+    sentences = _scored_sentences(run, records, data_config, boxes, store)
+    return _snippets_for_betas(sentences, betas), (_snippets_for_betas(sentences, betas, boxes_only=True) if boxes_only else {})
 
 
 def _scored_sentences(run, records, data_config, boxes, store):
@@ -318,8 +330,7 @@ def grounding_report(run_dir, data_config=None, truth=None, split="val", betas=G
 
     if max_words is not None and (isinstance(max_words, bool) or not isinstance(max_words, int) or max_words < 1):
         raise ValueError(f"max_words must be a positive integer or None, received {max_words!r}")
-    run, resolved, records, boxes, store = _split_of_run(run_dir, data_config, split)
-    resolved = resolved if max_words is None else resolved.replace(max_words=max_words)
+    run, resolved, records, boxes, store = _split_of_run(run_dir, data_config, split, max_words)
     proposals = proposals or run.config.data.proposals
     scored = [sentence for sentence in _scored_sentences(run, records, resolved, boxes, store) if sentence[0] in truth_images]
     if not scored:
@@ -348,8 +359,7 @@ def grounding_report(run_dir, data_config=None, truth=None, split="val", betas=G
     baseline_data = resolved.replace(proposals=None)
     baseline_folders, names = [], set()
     for baseline in baseline_runs:
-        other, other_data, other_records, other_boxes, other_store = _split_of_run(baseline, baseline_data, split)
-        other_data = other_data if max_words is None else other_data.replace(max_words=max_words)
+        other, other_data, other_records, other_boxes, other_store = _split_of_run(baseline, baseline_data, split, max_words)
         if [record.filename for record in other_records] != [record.filename for record in records]:
             raise ValueError(f"{other.folder}: its {split!r} split holds other images than {run.folder}'s")
         name = os.path.basename(os.path.normpath(other.folder))

@@ -185,10 +185,11 @@ def snippet_alignment(config, brnn, dataset, truth, truth_path, folders, split="
     truth_images = alignment_evaluation.read_truth(truth_path) if truth_path else None
     # With val as the evaluation split, its snippets come from the same scoring as the β table.
     betas = list(config.betas) + ([config.snippet_beta] if split == "val" and config.snippet_beta not in config.betas else [])
-    snippets_by_beta = alignment_job.align_split_for_betas(brnn, split=split, betas=betas)
-    # With truth, each β is also scored with the words labelled by the boxes only (the whole image
-    # scored, not a label): the "boxes_only" entry of its accuracy.
-    boxes_only = alignment_job.align_split_for_betas(brnn, split=split, betas=config.betas, boxes_only=True) if truth_images else {}
+    # With truth, each β is also aligned with the words labelled by the boxes only (the whole image
+    # scored, not a label): the "boxes_only" entry of its accuracy. One scoring serves both.
+    snippets_by_beta, boxes_only = alignment_job.align_split_both_label_sets(
+        brnn, split=split, betas=betas, boxes_only=truth_images is not None
+    )
     for beta in config.betas:
         if truth_images is not None:
             accuracy[str(beta)] = alignment_evaluation.evaluate_alignment(snippets_by_beta[beta], truth_images)
