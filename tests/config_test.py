@@ -239,3 +239,10 @@ def test_the_demo_keeps_the_papers_sgd_and_a_dataset_pipeline_gets_the_commands_
     )
     with pytest.raises(ValueError, match=r"PipelineConfig.alignment_optimizer must be one of \['sgd', 'adam'\], received 'rmsprop'"):
         PipelineConfig(alignment_optimizer="rmsprop")
+    assert (demo.alignment_hardest_negative, demo.alignment_warmup_epochs) == (False, 0)  # the demo: the paper's summed loss
+    assert (dataset.alignment_hardest_negative, dataset.alignment_warmup_epochs) == (True, 2)
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match=rf"PipelineConfig.alignment_warmup_epochs must be an integer >= 0, received {bad!r}"):
+            PipelineConfig(alignment_warmup_epochs=bad)
+    with pytest.raises(ValueError, match=r"DemoConfig.alignment_hardest_negative must be True or False, received 'yes'"):
+        DemoConfig(alignment_hardest_negative="yes")

@@ -183,6 +183,8 @@ def test_cached_mode_trains_the_captioners_on_the_cached_features_and_table3_on_
     out = tmp_path / "out"
     summary = pipeline.run_pipeline(config, str(out))
     assert "features" in [stage.name for stage in pipeline.pipeline_stages(config)]
+    brnn = Run.load(str(out / "runs" / "alignment_brnn")).config  # a dataset's aligner: hardest negatives after 2 epochs
+    assert (brnn.hardest_negative, brnn.warmup_epochs) == (True, 2)
     for name in ("caption_full_frame", "caption_regions"):
         run = Run.load(str(out / "runs" / name))
         assert run.config.image.mode == "cached" and run.config.data.features == str(out / "features")
@@ -229,3 +231,16 @@ def test_a_folder_saved_before_the_alignment_optimizer_setting_is_read_as_sgd_an
         pipeline.check_same_config(demo.replace(alignment_optimizer="adam"), str(tmp_path))
     with pytest.raises(ValueError, match=r"alignment_learning_rate must be a finite number > 0, received 0"):
         PipelineConfig(alignment_learning_rate=0)
+
+
+def test_a_dataset_folder_saved_before_the_hardest_negative_setting_is_read_as_the_summed_loss(tmp_path):
+    from vsa_tf.config import load_config
+
+    old = PipelineConfig(data=DataConfig(dataset="d.json", images="images"), alignment_hardest_negative=False, alignment_warmup_epochs=0)
+    saved = {key: value for key, value in old.to_dict().items() if key not in ("alignment_hardest_negative", "alignment_warmup_epochs")}
+    (tmp_path / pipeline.CONFIG_FILE).write_text(json.dumps(saved))
+    loaded = load_config(PipelineConfig, str(tmp_path / pipeline.CONFIG_FILE))
+    assert (loaded.alignment_hardest_negative, loaded.alignment_warmup_epochs) == (False, 0)  # what those aligners trained with
+    pipeline.check_same_config(old, str(tmp_path))
+    with pytest.raises(ValueError, match=r"alignment_hardest_negative: False there, True now"):  # today's default is refused there
+        pipeline.check_same_config(old.replace(alignment_hardest_negative=True, alignment_warmup_epochs=2), str(tmp_path))

@@ -158,6 +158,7 @@ def train_aligners(config, data, folders):
         image=alignment_image(config), seed=config.seed,
         # Every epoch trained, the best kept; the demo's figures (docs/results.md) were measured with the paper's SGD.
         optimizer=config.alignment_optimizer, learning_rate=config.alignment_learning_rate, patience=0,
+        hardest_negative=config.alignment_hardest_negative, warmup_epochs=config.alignment_warmup_epochs,
     )
     brnn = alignment_job.train_alignment(alignment_config, run_dir=folders.brnn, verbose=2).run
     if getattr(config, "bag_of_words", True):
