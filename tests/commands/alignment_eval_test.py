@@ -61,7 +61,8 @@ def test_run_form_calls_the_grounding_report(tmp_path, capsys, monkeypatch):
     assert (run, truth) == ("RUN", "t.json")
     assert (data_config.dataset, data_config.images, data_config.proposals, data_config.features) == ("d.json", "img", "PROP", "feat")
     assert data_config.boxes is None
-    assert options == {"split": "val", "betas": [0.0, 2.0], "baseline_runs": ["BOW", "BOW2"], "seed": 3, "iou_threshold": 0.5, "max_words": None}
+    assert options == {"split": "val", "betas": [0.0, 2.0], "baseline_runs": ["BOW", "BOW2"], "seed": 3, "iou_threshold": 0.5, "max_words": None,
+                       "confidence_weights": [0.0]}
     captured = capsys.readouterr()
     printed = json.loads(captured.out)
     assert printed["methods"]["argmax"]["phrase_accuracy_head"] == 0.5 and json.loads(out_path.read_text()) == printed
@@ -73,6 +74,8 @@ def test_run_form_calls_the_grounding_report(tmp_path, capsys, monkeypatch):
     assert options["split"] == "test" and options["betas"] == [0.0, 0.5, 1.0, 2.0, 5.0] and options["baseline_runs"] == []
     assert cli.main(["evaluate-alignment", "--run", "RUN", "--truth", "t.json", "--max-words", "64"]) == 0
     assert calls[2][3]["max_words"] == 64
+    assert cli.main(["evaluate-alignment", "--run", "RUN", "--truth", "t.json", "--confidence-weights", "0", "0.5"]) == 0
+    assert calls[3][3]["confidence_weights"] == [0.0, 0.5]
 
 
 def test_exclusive_options(tmp_path, capsys):
@@ -90,6 +93,9 @@ def test_exclusive_options(tmp_path, capsys):
                      "--baseline-run", "BOW"])
     assert code == 2
     assert "--dataset, --baseline-run only go with --run, received them with --snippets s.json" in capsys.readouterr().err
+    code = cli.main(["evaluate-alignment", "--snippets", "s.json", "--truth", "t.json", "--confidence-weights", "1"])
+    assert code == 2
+    assert "--confidence-weights only go with --run" in capsys.readouterr().err
 
 
 def test_truth_boxes_writes_each_images_object_boxes_largest_first(tmp_path, capsys):

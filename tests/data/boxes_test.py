@@ -28,6 +28,19 @@ def test_read_scored_boxes_sorted_best_first():
     np.testing.assert_array_equal(result["a.jpg"], [[2, 3, 30, 20], [5, 5, 6, 6], [0, 0, 10, 10]])
 
 
+def test_read_box_scores_best_first_and_only_of_scored_entries(tmp_path):
+    scores = boxes.read_box_scores(os.path.join(FIXTURES, "boxes_scored.json"))
+    assert list(scores) == ["a.jpg"] and scores["a.jpg"].dtype == np.float32
+    np.testing.assert_allclose(scores["a.jpg"], [0.9, 0.5, 0.2])  # the order of read_boxes' rows
+    assert boxes.read_box_scores(os.path.join(FIXTURES, "boxes_plain.json")) == {}  # plain lists carry no scores
+    mixed = write_json(tmp_path / "mixed.json", {"p.jpg": [[0, 0, 4, 4]], "s.jpg": {"boxes": [[0, 0, 4, 4], [1, 1, 3, 3]], "scores": [0.2, 0.7]}})
+    np.testing.assert_allclose(boxes.read_box_scores(mixed)["s.jpg"], [0.7, 0.2])
+    np.testing.assert_array_equal(boxes.read_boxes(mixed)["s.jpg"][0], [1, 1, 3, 3])  # box row 0 is the 0.7 one
+    bad = write_json(tmp_path / "bad_scores.json", {"x.jpg": {"boxes": [[0, 0, 5, 5]], "scores": ["high"]}})
+    with pytest.raises(ValueError, match=r"bad_scores\.json: x\.jpg: 'scores' must be finite numbers"):
+        boxes.read_box_scores(bad)
+
+
 @pytest.mark.parametrize(
     "entry, message",
     [

@@ -315,3 +315,40 @@ def test_grounding_report_with_learned_proposals(trained_run, proposals_run, tmp
         val_images = {image["filename"] for image in json.load(stream)["images"] if image["split"] == "val"}
     with open(regions["boxes"]) as stream:
         assert set(json.load(stream)) == val_images  # proposed for the evaluated split
+
+
+def test_grounding_report_with_the_detector_confidence_prior(trained_run, proposals_run, tmp_path):
+    from vsa_tf.data.boxes import read_box_scores
+
+    run_dir, data, world_folder, _ = trained_run
+    truth_path = str(tmp_path / "truth.json")
+    _real_format_truth(world_folder, truth_path)
+    proposed = data.replace(boxes=None, proposals=proposals_run)
+    plain = alignment.grounding_report(run_dir, proposed, truth_path, betas=[0, 1])
+    assert plain["confidence_weights"] == [0.0] and "most_confident_box" not in plain["methods"]
+    report = alignment.grounding_report(run_dir, proposed, truth_path, betas=[0, 1], baseline_runs=[run_dir], confidence_weights=[0, 0.5, 1e6])
+    assert report["confidence_weights"] == [0.0, 0.5, 1e6]
+    methods = report["methods"]
+    for name, row in plain["methods"].items():  # weight 0 gives the paper's rows, unchanged
+        assert methods[name] == row
+    for prefix in ("", "run:"):
+        for row in ("mrf_beta=0", "mrf_beta=1", "argmax", "mrf_beta=0_boxes_only", "argmax_boxes_only"):
+            assert f"{prefix}confidence=0.5:{row}" in methods and f"{prefix}confidence=1e+06:{row}" in methods
+    # The detector's own answer is each image's first (most confident) proposal ...
+    scores = read_box_scores(report["regions"]["boxes"])
+    assert all(np.all(np.diff(values) <= 0) for values in scores.values())
+    # ... and an overwhelming prior labels every word with it when the whole image is not a label.
+    assert methods["confidence=1e+06:argmax_boxes_only"] == methods["most_confident_box"]
+    assert methods["confidence=1e+06:mrf_beta=1_boxes_only"] == methods["most_confident_box"]
+
+
+def test_the_confidence_prior_needs_box_scores(trained_run, tmp_path):
+    run_dir, data, world_folder, _ = trained_run
+    truth_path = str(tmp_path / "truth.json")
+    _real_format_truth(world_folder, truth_path)
+    with pytest.raises(ValueError, match=r"boxes\.json: a confidence weight > 0 needs each image's box scores .* has none"):
+        alignment.grounding_report(run_dir, data, truth_path, betas=[0], confidence_weights=[0.5])  # human boxes: no scores
+    with pytest.raises(ValueError, match=r"a confidence weight must be a finite number >= 0, received -1"):
+        alignment.grounding_report(run_dir, data, truth_path, betas=[0], confidence_weights=[-1])
+    with pytest.raises(ValueError, match=r"confidence_weights must hold one or more weights .* received \[\]"):
+        alignment.grounding_report(run_dir, data, truth_path, betas=[0], confidence_weights=[])

@@ -48,6 +48,12 @@ def register(subparsers):
         help="words of each sentence the run reads (default: its training max_words; phrases past it count in "
         "num_phrases_past_max_words, not in the accuracies); the BRNN and the bag of words read any length",
     )
+    group.add_argument(
+        "--confidence-weights", nargs="+", type=float, default=[0.0], metavar="W",
+        help="with --run: weights of the detector-confidence prior (each w > 0 repeats the model rows as "
+        "'confidence=<w>:...', scores v.s + w * std * logit(box score)); needs boxes with scores, e.g. a proposals "
+        "run or `vsa-tf propose`'s file, and adds the most_confident_box baseline (default: 0, the paper's scores)",
+    )
     parser.set_defaults(handler=run_evaluate_alignment)
 
     boxes = subparsers.add_parser(
@@ -91,7 +97,7 @@ def run_evaluate_alignment(args):
     data_config = config_from_arguments(args, config.DataConfig, for_run=True)
     report = alignment.grounding_report(
         args.run, data_config, args.truth, split=args.split, betas=args.betas, baseline_runs=args.baseline_runs,
-        seed=args.seed, iou_threshold=args.iou_threshold, max_words=args.max_words,
+        seed=args.seed, iou_threshold=args.iou_threshold, max_words=args.max_words, confidence_weights=args.confidence_weights,
     )
     print(grounding_table(report), file=sys.stderr)  # the table for people; stdout stays one JSON document
     print_json(report, args.json_path)
@@ -100,7 +106,8 @@ def run_evaluate_alignment(args):
 
 def _evaluate_snippets(args):
     given = (("--dataset", args.dataset), ("--images", args.images), ("--boxes", args.boxes), ("--proposals", args.proposals),
-             ("--features", args.features), ("--baseline-run", args.baseline_runs))
+             ("--features", args.features), ("--baseline-run", args.baseline_runs),
+             ("--confidence-weights", args.confidence_weights != [0.0]))
     run_only = [flag for flag, value in given if value]
     if run_only:
         raise ValueError(f"{', '.join(run_only)} only go with --run, received them with --snippets {args.snippets}")

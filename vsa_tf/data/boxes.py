@@ -100,6 +100,23 @@ def read_boxes(path):
     return result
 
 
+def read_box_scores(path):
+    """The confidences of a boxes JSON in the object form -> {filename: float32 [n]}, best first like `read_boxes`.
+
+    Images given as a plain list of boxes carry no scores and are not in the result (a file of plain
+    lists, e.g. human-drawn boxes, gives {}). The file is validated as `read_boxes` does.
+    """
+    data = readers.load_json(path, "boxes JSON")
+    _, problems = parse_boxes(data, source=path)
+    if problems:
+        raise ValueError("\n".join(problems))
+    return {
+        filename: np.sort(np.asarray(entry["scores"], dtype=np.float32))[::-1].copy()
+        for filename, entry in data.items()
+        if isinstance(entry, dict) and entry.get("scores") is not None
+    }
+
+
 def outside_image_problems(boxes, width, height, tolerance=1.0):
     """Indices and boxes of ``boxes`` [n, 4] (pixels) lying outside a width x height image (± tolerance)."""
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)

@@ -13,7 +13,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from vsa_tf.align import mrf
+from vsa_tf.align import confidence_prior, mrf
 from vsa_tf.align import snippets as snippets_lib
 from vsa_tf.config import GROUNDING_BETAS, AlignmentConfig  # GROUNDING_BETAS: the β of a grounding table (the paper's figures: 1)
 from vsa_tf.data import boxes as boxes_lib
@@ -275,7 +275,7 @@ def _argmax_snippets(sentences, boxes_only=False):
 
 
 def grounding_report(run_dir, data_config=None, truth=None, split="val", betas=GROUNDING_BETAS, baseline_runs=(), seed=0,
-                     iou_threshold=0.5, max_words=None):
+                     iou_threshold=0.5, max_words=None, confidence_weights=(0.0,)):
     """Phrase grounding of a run on a split: MRF snippets at several β, the per-word argmax, and baselines.
 
     Every method is scored on the same phrases (`vsa_tf.evaluation.alignment`): the truth phrases of the
@@ -309,12 +309,16 @@ def grounding_report(run_dir, data_config=None, truth=None, split="val", betas=G
         iou_threshold: minimum IoU with the phrase's box.
         max_words: words of each sentence the models read (default: each run's training `max_words`);
             the BRNN and the bag of words read any length, so a larger value reaches the phrases past it.
+        confidence_weights: weights w of the detector-confidence prior (`align.confidence_prior`): each
+            w > 0 adds every model row again, named "confidence=<w>:<row>", its scores
+            v_t . s_j + w · σ · logit(c_t); they need a boxes file with `scores` (e.g. `vsa-tf propose`'s),
+            which also adds the `most_confident_box` baseline (each image's first box). 0 = the paper's rows.
 
     Returns:
         a JSON-able dict: {"run", "dataset", "split", "regions": {"source", "boxes", "proposals",
         "features", "max_boxes"}, "betas", "seed", "iou_threshold", "head_word", "max_words",
         "num_images", "num_images_without_truth", "num_sentences", "num_phrases",
-        "num_phrases_past_max_words", "baseline_runs", "methods": {method: {"phrase_accuracy_head",
+        "num_phrases_past_max_words", "baseline_runs", "confidence_weights", "methods": {method: {"phrase_accuracy_head",
         "phrase_accuracy_all_words", "num_phrases"}}}; `vsa_tf.evaluation.alignment.grounding_table`
         prints its table.
     """
@@ -330,6 +334,9 @@ def grounding_report(run_dir, data_config=None, truth=None, split="val", betas=G
 
     if max_words is not None and (isinstance(max_words, bool) or not isinstance(max_words, int) or max_words < 1):
         raise ValueError(f"max_words must be a positive integer or None, received {max_words!r}")
+    weights = [confidence_prior.check_confidence_weight(weight) for weight in confidence_weights]
+    if not weights:
+        raise ValueError(f"confidence_weights must hold one or more weights (0: the paper's rows), received {confidence_weights!r}")
     run, resolved, records, boxes, store = _split_of_run(run_dir, data_config, split, max_words)
     proposals = proposals or run.config.data.proposals
     scored = [sentence for sentence in _scored_sentences(run, records, resolved, boxes, store) if sentence[0] in truth_images]
@@ -337,20 +344,32 @@ def grounding_report(run_dir, data_config=None, truth=None, split="val", betas=G
         raise ValueError(f"{resolved.dataset}: none of the {split!r} split's images is in the truth file")
     lengths = {(filename, sentence): len(words) for filename, sentence, words, _, _ in scored}
     evaluated, num_past = alignment_metrics.phrases_within(truth_images, lengths)
+    confidences = _region_confidences(resolved, scored) if any(weights) else None
 
     methods = {}
 
     def add_model_rows(prefix, sentences):
-        for boxes_only, suffix in ((False, ""), (True, "_boxes_only")):
-            for beta, snippets in _snippets_for_betas(sentences, betas, boxes_only).items():
+        for weight in weights:
+            weighted = sentences if weight == 0 else [
+                (filename, index, words, confidence_prior.add_confidence_prior(scores, confidences[filename], weight), pixel_boxes)
+                for filename, index, words, scores, pixel_boxes in sentences
+            ]
+            weight_prefix = prefix if weight == 0 else f"{prefix}confidence={weight:g}:"
+            for boxes_only, suffix in ((False, ""), (True, "_boxes_only")):
+                for beta, snippets in _snippets_for_betas(weighted, betas, boxes_only).items():
+                    row = _grounding_row(alignment_metrics.evaluate_alignment(snippets, evaluated, iou_threshold))
+                    methods[f"{weight_prefix}mrf_beta={beta:g}{suffix}"] = row
+                snippets = _argmax_snippets(weighted, boxes_only)
                 row = _grounding_row(alignment_metrics.evaluate_alignment(snippets, evaluated, iou_threshold))
-                methods[f"{prefix}mrf_beta={beta:g}{suffix}"] = row
-            snippets = _argmax_snippets(sentences, boxes_only)
-            methods[f"{prefix}argmax{suffix}"] = _grounding_row(alignment_metrics.evaluate_alignment(snippets, evaluated, iou_threshold))
+                methods[f"{weight_prefix}argmax{suffix}"] = row
 
     add_model_rows("", scored)
     regions = {filename: pixel_boxes for filename, _, _, _, pixel_boxes in scored}
     answers, random_expected = alignment_metrics.baseline_phrase_boxes(regions, evaluated, list(lengths), seed, iou_threshold)
+    if confidences is not None:  # the detector's own answer: its most confident box (boxes are stored best first)
+        answers["most_confident_box"] = {
+            key: [regions[key[0]][1 if len(regions[key[0]]) > 1 else 0].tolist()] * len(phrases) for key, phrases in answers["whole_image"].items()
+        }
     for name, phrase_boxes in answers.items():
         methods[name] = _grounding_row(alignment_metrics.evaluate_phrase_boxes(phrase_boxes, evaluated, iou_threshold))
     methods["random_box"]["expected_phrase_accuracy"] = random_expected
@@ -395,8 +414,23 @@ def grounding_report(run_dir, data_config=None, truth=None, split="val", betas=G
         "num_phrases": methods["argmax"]["num_phrases"],
         "num_phrases_past_max_words": num_past,
         "baseline_runs": baseline_folders,
+        "confidence_weights": weights,
         "methods": methods,
     }
+
+
+def _region_confidences(data_config, scored):
+    """{filename: each box's confidence, best first} of the scored images, from the boxes file's `scores`."""
+    if not data_config.boxes:
+        raise ValueError("a confidence weight > 0 needs boxes with scores (a boxes file or a proposals run), received no boxes")
+    confidences = boxes_lib.read_box_scores(data_config.boxes)
+    for filename, _, _, scores, _ in scored:
+        if scores.shape[1] > 1 and filename not in confidences:
+            raise ValueError(
+                f"{data_config.boxes}: a confidence weight > 0 needs each image's box scores "
+                f'({{"boxes": [...], "scores": [...]}}, as `vsa-tf propose` writes), {filename!r} has none'
+            )
+    return confidences
 
 
 def _grounding_row(result):
