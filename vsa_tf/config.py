@@ -306,7 +306,7 @@ def migrate_flat_image_fields(values, dropped=()):
 # model was trained with SGD before `optimizer` existed).
 FIELDS_OF_OLDER_RUNS = {"patience": 0, "image_pretraining": "none", "optimizer": "sgd", "upsampling": 1, "horizontal_flip": False,
                         "feature_stride": None, "alignment_optimizer": "sgd", "alignment_learning_rate": 1e-4,
-                        "alignment_hardest_negative": False, "alignment_warmup_epochs": 0}
+                        "alignment_hardest_negative": False, "alignment_warmup_epochs": 0, "refine_boxes": False}
 IMAGE_PRETRAININGS = ("alignment", "none")
 GROUNDING_BETAS = (0.0, 0.5, 1.0, 2.0, 5.0)  # the MRF smoothing values every grounding table reports
 ALIGNMENT_OPTIMIZERS = ("sgd", "adam")
@@ -661,6 +661,10 @@ class ProposalConfig(ConfigMixin):
         horizontal_flip: train on mirrored copies too (each epoch flips half the examples; with a frozen
             backbone the cached feature map is mirrored, which an ImageNet CNN trained with flips
             approximates well).
+        refine_boxes: add the second stage of a two-stage detector (`BoxRefinementHead`, trained with the
+            RPN): each proposal's box is regressed from the RoI features of the box and its surroundings
+            towards the training box it overlaps most (IoU >= 0.3), so proposals that cover part of an
+            object, or overlap it loosely, move onto it.
         positive_iou, negative_iou: anchor labels (the paper: 0.7 and 0.3).
         samples_per_image: anchors sampled per image for the loss (the paper: 256).
         positive_fraction: most positives among them (the paper: 0.5).
@@ -682,6 +686,7 @@ class ProposalConfig(ConfigMixin):
     feature_stride: typing.Optional[int] = 16
     upsampling: int = 1
     horizontal_flip: bool = False
+    refine_boxes: bool = False
     positive_iou: float = 0.7
     negative_iou: float = 0.3
     samples_per_image: int = 256
@@ -716,7 +721,7 @@ class ProposalConfig(ConfigMixin):
 
     @classmethod
     def migrate(cls, values):
-        return fill_fields_of_older_runs(values, ("upsampling", "horizontal_flip", "feature_stride"))
+        return fill_fields_of_older_runs(values, ("upsampling", "horizontal_flip", "feature_stride", "refine_boxes"))
 
 
 @dataclasses.dataclass

@@ -6,6 +6,7 @@ models here, so neither imports the other to find a model.
 
 import numpy as np
 
+from vsa_tf.layers.box_refinement_head import BoxRefinementHead
 from vsa_tf.layers.region_features import RegionFeatureExtractor
 from vsa_tf.models.alignment_model import AlignmentModel
 from vsa_tf.models.caption_model import CaptionModel
@@ -117,6 +118,7 @@ def build_proposal_model(config, load_backbone_weights=True):
         negative_iou=config.negative_iou, samples_per_image=config.samples_per_image,
         positive_fraction=config.positive_fraction, max_proposals=config.max_proposals,
         nms_iou_threshold=config.nms_iou_threshold, seed=config.seed, backbone=backbone, upsampling=config.upsampling,
+        refinement=BoxRefinementHead(name="refinement") if config.refine_boxes else None,
         name="proposal_model",
     )
     model({"images": np.zeros((1, height, width, 3), np.float32)})

@@ -8,12 +8,13 @@ POSITIVE, NEGATIVE, IGNORED = 1.0, 0.0, -1.0
 
 
 def pairwise_iou(anchors, boxes):
-    """IoU of [A, 4] anchors with [B, G, 4] boxes, both pixel "xyxy" -> [B, A, G].
+    """IoU of [A, 4] anchors (or [B, A, 4], one set per image) with [B, G, 4] boxes, pixel "xyxy" -> [B, A, G].
 
     Written with `keras.ops` rather than `keras.utils.bounding_boxes.compute_iou`, whose batched form
     expects both sides to have the same batch rank; broadcasting one anchor set over a batch is one line here.
     """
-    anchors = ops.cast(anchors, "float32")[None, :, None, :]
+    anchors = ops.cast(anchors, "float32")
+    anchors = anchors[None, :, None, :] if len(anchors.shape) == 2 else anchors[:, :, None, :]
     boxes = ops.cast(boxes, "float32")[:, None, :, :]
     width = ops.maximum(ops.minimum(anchors[..., 2], boxes[..., 2]) - ops.maximum(anchors[..., 0], boxes[..., 0]), 0.0)
     height = ops.maximum(ops.minimum(anchors[..., 3], boxes[..., 3]) - ops.maximum(anchors[..., 1], boxes[..., 1]), 0.0)

@@ -3,9 +3,11 @@
 import keras
 import numpy as np
 from keras import ops
+from keras.utils import bounding_boxes
 
+from vsa_tf.layers.box_refinement_head import BoxRefinementHead, refined_boxes
 from vsa_tf.layers.proposal_decoder import ProposalDecoder
-from vsa_tf.layers.proposal_targets import IGNORED, POSITIVE, ProposalTargets
+from vsa_tf.layers.proposal_targets import IGNORED, POSITIVE, ProposalTargets, pairwise_iou
 from vsa_tf.layers.region_proposal_head import RegionProposalHead
 
 
@@ -54,6 +56,13 @@ class ProposalModel(keras.Model):
             (its weights are saved with the model, so a run folder holds the whole proposal network).
         feature_layer: optional name of the backbone layer whose map the head reads (`Backbone.maps`,
             e.g. `Backbone.layer_at_stride(16)`); None: the backbone's output.
+        refinement: optional second stage, a `BoxRefinementHead` (or its config): `propose` moves each
+            decoded proposal by its deltas (Fast R-CNN box regression on the same feature map), and
+            training adds its loss: smooth-L1 between its deltas and those to the proposal's
+            best-overlapping box, over the proposals (decoded from the batch's outputs as `propose`
+            does, without gradients to the RPN) whose IoU with it is >= `refinement_min_iou`.
+        refinement_min_iou: least IoU of a proposal with a box for it to be regressed towards it.
+        refinement_loss_weight: weight of the second stage's loss.
 
     Call arguments:
         inputs: dict with `feature_map` float [B, h, w, C], or `images` float [B, H, W, 3] in 0..255
@@ -93,12 +102,26 @@ class ProposalModel(keras.Model):
         backbone=None,
         upsampling=1,
         feature_layer=None,
+        refinement=None,
+        refinement_min_iou=0.3,
+        refinement_loss_weight=1.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if isinstance(backbone, dict):
             backbone = keras.saving.deserialize_keras_object(backbone)
         self.backbone = backbone
+        if isinstance(refinement, dict):
+            refinement = keras.saving.deserialize_keras_object(refinement)
+        if refinement is not None and not isinstance(refinement, BoxRefinementHead):
+            raise ValueError(f"refinement must be a BoxRefinementHead, its config or None, received {type(refinement).__name__}")
+        self.refinement = refinement
+        if not 0.0 < float(refinement_min_iou) <= 1.0:
+            raise ValueError(f"refinement_min_iou must be in (0, 1], received {refinement_min_iou!r}")
+        if not float(refinement_loss_weight) >= 0:
+            raise ValueError(f"refinement_loss_weight must be >= 0, received {refinement_loss_weight!r}")
+        self.refinement_min_iou = float(refinement_min_iou)
+        self.refinement_loss_weight = float(refinement_loss_weight)
         self.feature_layer = feature_layer
         if feature_layer is not None and backbone is None:
             raise ValueError(f"feature_layer {feature_layer!r} names a backbone layer, but the model has no backbone")
@@ -148,6 +171,8 @@ class ProposalModel(keras.Model):
                 # The tapped layer's shape: one pass on a zero image of the model's size.
                 shape = tuple(self.feature_map(keras.ops.zeros((1, *self.image_size, 3))).shape)
         self.head.build(shape)
+        if self.refinement is not None:
+            self.refinement.build(shape, (shape[0], self.max_proposals, 4))
         self.built = True
 
     def feature_map(self, images, training=None):
@@ -182,17 +207,53 @@ class ProposalModel(keras.Model):
         objectness = ops.binary_crossentropy(ops.maximum(labels, 0.0), ops.cast(logits, "float32"), from_logits=True)
         box = ops.sum(self.box_loss(target_deltas, ops.cast(deltas, "float32")) * positive) * 4.0  # Huber averages the 4
         loss = (ops.sum(objectness * sampled) + self.box_loss_weight * box) / count
+        if self.refinement is not None and self.refinement_loss_weight > 0:
+            feature_map = x["feature_map"] if "feature_map" in x else self.feature_map(x["images"], training=training)
+            loss = loss + self.refinement_loss_weight * self.refinement_loss(feature_map, logits, deltas, x["boxes"], x["box_mask"])
         if self.losses:
             loss = loss + ops.sum(ops.stack(self.losses))
         return loss
+
+    def refinement_loss(self, feature_map, logits, deltas, boxes, box_mask):
+        """The second stage's loss on this batch's proposals (decoded without gradients, as `propose` does)."""
+        proposals, _, count = self.decoder(
+            self.anchors, ops.stop_gradient(ops.cast(logits, "float32")), ops.stop_gradient(ops.cast(deltas, "float32")),
+            image_size=self.image_size,
+        )
+        proposals = ops.stop_gradient(proposals)
+        real = ops.arange(self.max_proposals)[None, :] < ops.cast(count, "int32")[:, None]  # [B, K]
+        box_mask = ops.cast(box_mask, "bool")
+        iou = ops.where(box_mask[:, None, :], pairwise_iou(proposals, boxes), -1.0)  # [B, K, G]
+        matched = ops.take_along_axis(ops.cast(boxes, "float32"), ops.argmax(iou, axis=2)[..., None], axis=1)  # [B, K, 4]
+        regressed = ops.cast(real & (ops.max(iou, axis=2) >= self.refinement_min_iou), "float32")
+        targets = bounding_boxes.encode_box_to_deltas(
+            anchors=proposals, boxes=matched, anchor_format="xyxy", box_format="xyxy", variance=BoxRefinementHead.BOX_VARIANCE
+        )
+        targets = ops.where(regressed[..., None] > 0, targets, 0.0)  # no NaN from the padding rows' empty boxes
+        predicted = ops.cast(self.refinement(feature_map, self._relative(proposals), real), "float32")
+        per_box = ops.sum(self.box_loss(targets[..., None], predicted[..., None]), axis=-1)  # Huber of each delta, summed
+        return ops.sum(per_box * regressed) / ops.maximum(ops.sum(regressed), 1.0)
+
+    def _relative(self, boxes):
+        """Pixel "xyxy" boxes [B, K, 4] of the model's image -> normalised "rel_yxyx" (RoIAlign's)."""
+        height, width = float(self.image_size[0]), float(self.image_size[1])
+        return ops.stack([boxes[..., 1] / height, boxes[..., 0] / width, boxes[..., 3] / height, boxes[..., 2] / width], axis=-1)
 
     def propose(self, inputs, decoder=None):
         """(boxes float [B, K, 4] pixel "xyxy" best first, scores float [B, K], count int [B]).
 
         `decoder`: another `ProposalDecoder` (e.g. more proposals or another NMS threshold); default: the model's.
+        With a `refinement` head each decoded box is moved by its deltas (scores and order are the RPN's).
         """
-        logits, deltas = self(inputs, training=False)
-        return (decoder or self.decoder)(self.anchors, logits, deltas, image_size=self.image_size)
+        if self.refinement is None:
+            logits, deltas = self(inputs, training=False)
+            return (decoder or self.decoder)(self.anchors, logits, deltas, image_size=self.image_size)
+        feature_map = inputs["feature_map"] if "feature_map" in inputs else self.feature_map(inputs["images"], training=False)
+        logits, deltas = self({"feature_map": feature_map}, training=False)
+        boxes, scores, count = (decoder or self.decoder)(self.anchors, logits, deltas, image_size=self.image_size)
+        real = ops.arange(ops.shape(boxes)[1])[None, :] < ops.cast(count, "int32")[:, None]
+        moved = refined_boxes(boxes, self.refinement(feature_map, self._relative(boxes), real), self.image_size)
+        return ops.where(real[..., None], moved, boxes), scores, count
 
     def decoder_with(self, max_proposals=None, nms_iou_threshold=None):
         """A `ProposalDecoder` like the model's, with `max_proposals` and/or `nms_iou_threshold` replaced."""
@@ -224,6 +285,9 @@ class ProposalModel(keras.Model):
                 "seed": self.seed,
                 "backbone": None if self.backbone is None else keras.saving.serialize_keras_object(self.backbone),
                 "feature_layer": self.feature_layer,
+                "refinement": None if self.refinement is None else keras.saving.serialize_keras_object(self.refinement),
+                "refinement_min_iou": self.refinement_min_iou,
+                "refinement_loss_weight": self.refinement_loss_weight,
             }
         )
         return config
