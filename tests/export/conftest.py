@@ -226,14 +226,16 @@ def make_run_folders(root, vocabulary):
 MAX_PROPOSALS = 4
 
 
-def build_proposal_model(backbone=None, image_size=IMAGE_SIZE, seed=3, feature_layer=None):
-    """A tiny `ProposalModel` on a "simple" (4, 8) backbone (stride 2), random head with non-zero deltas.
+def build_proposal_model(backbone=None, image_size=IMAGE_SIZE, seed=3, feature_layer=None, refine_boxes=True):
+    """A tiny `ProposalModel` on a "simple" (4, 8) backbone (stride 2), random heads with non-zero deltas.
 
     ``backbone``: a built `Backbone` whose weights the proposal network's backbone copies (the
     exported model's region backbone: a shared feature map); None keeps its own random weights.
     ``feature_layer``: "conv1" lays the anchors on the stride-1 map tapped before the backbone's output.
+    ``refine_boxes``: with the second stage (`BoxRefinementHead`), its deltas non-zero too.
     """
     from vsa_tf.layers.backbones import Backbone
+    from vsa_tf.layers.box_refinement_head import BoxRefinementHead
     from vsa_tf.models.proposal_model import ProposalModel
 
     keras.utils.set_random_seed(seed)
@@ -241,11 +243,15 @@ def build_proposal_model(backbone=None, image_size=IMAGE_SIZE, seed=3, feature_l
         image_size=image_size, feature_stride=1 if feature_layer else 2, anchor_sizes=(8, 16), aspect_ratios=(0.5, 1.0, 2.0),
         filters=4, max_proposals=MAX_PROPOSALS, backbone=Backbone("simple", filters=(4, 8), name="backbone"),
         feature_layer=feature_layer, name="proposal_model",
+        refinement=BoxRefinementHead(filters=4, pool_size=2, hidden=8, name="refinement") if refine_boxes else None,
     )
     model({"images": np.zeros((1, image_size[0], image_size[1], 3), np.float32)})
     # Spread objectness logits and non-zero deltas: distinct scores keep the proposals' order clear of float noise.
     random = np.random.RandomState(seed)
-    for kernel, scale in ((model.head.objectness.kernel, 1.0), (model.head.box_deltas.kernel, 0.05)):
+    kernels = [(model.head.objectness.kernel, 1.0), (model.head.box_deltas.kernel, 0.05)]
+    if refine_boxes:
+        kernels.append((model.refinement.deltas.kernel, 0.5))
+    for kernel, scale in kernels:
         kernel.assign(random.normal(0.0, scale, kernel.shape).astype("float32"))
     if backbone is not None:
         model.backbone.set_weights(backbone.get_weights())

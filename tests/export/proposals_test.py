@@ -68,7 +68,7 @@ def conv_count(signatures, name):
     return sum(node.op == "Conv2D" for node in nodes)
 
 
-HEAD_CONVOLUTIONS = 3  # RegionProposalHead: the 3 x 3 convolution, objectness, deltas
+HEAD_CONVOLUTIONS = 3 + 1  # RegionProposalHead: the 3 x 3 convolution, objectness, deltas; BoxRefinementHead's 1 x 1 reduction
 BACKBONE_CONVOLUTIONS = 2  # the "simple" (4, 8) backbone
 
 

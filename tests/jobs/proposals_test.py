@@ -63,6 +63,20 @@ def test_training_writes_a_loadable_run_and_proposals_in_the_boxes_format(world,
         proposals.propose_boxes(run_dir, splits=("test",), max_proposals=0)
 
 
+def test_a_run_with_the_second_stage_saves_loads_and_proposes_its_refined_boxes(world, tmp_path):
+    from vsa_tf.layers.box_refinement_head import BoxRefinementHead
+
+    run_dir = str(tmp_path / "refined")
+    result = proposals.train_proposals(world["config"].replace(refine_boxes=True, epochs=1), world["data"], run_dir, verbose=0)
+    loaded = Run.load(run_dir)
+    assert loaded.config.refine_boxes and isinstance(loaded.model.refinement, BoxRefinementHead)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    for got, want in zip(loaded.model.propose({"images": images}), result.run.model.propose({"images": images})):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-4)
+    proposed = proposals.propose_boxes(run_dir, splits=("test",))
+    assert proposed and all(entry["scores"] == sorted(entry["scores"], reverse=True) for entry in proposed.values())
+
+
 def test_training_refuses_a_missing_boxes_file_boxes_outside_the_train_split_and_an_odd_image_size(world, tmp_path):
     with pytest.raises(ValueError, match="learns from a boxes file: give data.boxes"):
         proposals.train_proposals(world["config"], world["data"].replace(boxes=None), str(tmp_path / "a"), verbose=0)

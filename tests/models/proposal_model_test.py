@@ -4,6 +4,8 @@ import pytest
 import tensorflow as tf
 
 from vsa_tf.evaluation.proposals import proposal_recall
+from vsa_tf.layers.box_refinement_head import BoxRefinementHead
+from vsa_tf.layers.proposal_targets import pairwise_iou
 from vsa_tf.models.proposal_model import ProposalModel, anchor_boxes
 
 
@@ -101,3 +103,57 @@ def test_a_feature_layer_lays_the_anchors_on_a_map_tapped_from_the_backbone_and_
     np.testing.assert_allclose(np.asarray(restored({"images": images})[1]), np.asarray(deltas), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="feature_layer 'conv2' names a backbone layer, but the model has no backbone"):
         ProposalModel(image_size=(16, 16), feature_stride=2, feature_layer="conv2")
+
+
+def _refined_model(**overrides):
+    arguments = dict(image_size=(32, 32), feature_stride=4, anchor_sizes=(8, 16), aspect_ratios=(1.0,), filters=16, samples_per_image=32,
+                     positive_iou=0.5, max_proposals=5, nms_iou_threshold=0.5, seed=0,
+                     refinement=BoxRefinementHead(filters=8, pool_size=2, hidden=32, name="refinement"))
+    arguments.update(overrides)
+    return ProposalModel(**arguments)
+
+
+def test_the_second_stage_moves_the_proposals_onto_the_objects():
+    keras.utils.set_random_seed(0)
+    maps, boxes = _scenes(48)
+    model = _refined_model()
+    mask = np.ones((48, 1), bool)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model({"feature_map": maps[:1]})
+    start = float(model.refinement_loss(maps, *model({"feature_map": maps}), boxes, mask))
+    batches = tf.data.Dataset.from_tensor_slices({"feature_map": maps, "boxes": boxes, "box_mask": mask}).batch(8)
+    model.fit(batches, epochs=25, verbose=0)
+    logits, deltas = model({"feature_map": maps})
+    assert float(model.refinement_loss(maps, logits, deltas, boxes, mask)) < 0.5 * start
+    raw, raw_scores, raw_count = model.decoder(model.anchors, logits, deltas, image_size=model.image_size)
+    refined, scores, count = model.propose({"feature_map": maps})
+    np.testing.assert_array_equal(np.asarray(count), np.asarray(raw_count))  # the RPN's proposals, scores and order ...
+    np.testing.assert_allclose(np.asarray(scores), np.asarray(raw_scores))
+    real = np.arange(5)[None, :] < np.asarray(count)[:, None]
+    best_raw = np.asarray(pairwise_iou(raw, boxes))[..., 0][real]
+    best_refined = np.asarray(pairwise_iou(refined, boxes))[..., 0][real]
+    regressed = best_raw >= model.refinement_min_iou  # ... moved closer to the object they overlap
+    assert best_refined[regressed].mean() > best_raw[regressed].mean() + 0.05
+    assert np.all(np.asarray(refined)[~real] == np.asarray(raw)[~real])  # padding rows untouched
+    # No box in an image: nothing is regressed.
+    assert float(model.refinement_loss(maps, logits, deltas, boxes, np.zeros((48, 1), bool))) == 0.0
+
+
+def test_a_refined_model_round_trips_and_refuses_bad_arguments(tmp_path):
+    model = _refined_model()
+    feature_map = np.random.default_rng(1).normal(size=(2, 8, 8, 3)).astype("float32")
+    model({"feature_map": feature_map})
+    model.refinement.deltas.kernel.assign(np.random.default_rng(2).normal(size=model.refinement.deltas.kernel.shape).astype("float32"))
+    expected = [np.asarray(value) for value in model.propose({"feature_map": feature_map})]
+    path = str(tmp_path / "refined.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert isinstance(restored.refinement, BoxRefinementHead) and restored.refinement_min_iou == 0.3
+    for got, want in zip(restored.propose({"feature_map": feature_map}), expected):
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"refinement must be a BoxRefinementHead, its config or None, received str"):
+        _refined_model(refinement="yes")
+    with pytest.raises(ValueError, match=r"refinement_min_iou must be in \(0, 1\], received 0"):
+        _refined_model(refinement_min_iou=0)
+    with pytest.raises(ValueError, match=r"refinement_loss_weight must be >= 0, received -1"):
+        _refined_model(refinement_loss_weight=-1)

@@ -80,8 +80,11 @@ class ProposalStage:
 
     @property
     def tracked_layers(self):
-        """What the SavedModel must hold beyond the exported model: the head alone when the backbone is shared."""
-        return [self.proposal_model.head] if self.shares_backbone else [self.proposal_model]
+        """What the SavedModel must hold beyond the exported model: the heads alone when the backbone is shared."""
+        if not self.shares_backbone:
+            return [self.proposal_model]
+        refinement = self.proposal_model.refinement
+        return [self.proposal_model.head] + ([refinement] if refinement is not None else [])
 
     def feature_maps(self, images):
         """images float [B, H, W, 3] in 0..255 -> (proposal feature map, region feature map)."""
