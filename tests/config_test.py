@@ -61,6 +61,7 @@ def test_configs_of_runs_saved_before_a_field_existed_load_with_the_value_they_w
     "config_class, field_name, older_value, default",
     [
         (ProposalConfig, "feature_stride", None, 16),  # older proposal runs read the backbone's output map
+        (ProposalConfig, "refine_boxes", False, False),  # no second stage before it existed; the default leaves it out
     ],
 )
 def test_files_saved_before_a_field_existed_keep_the_value_they_were_made_with(tmp_path, config_class, field_name, older_value, default):
