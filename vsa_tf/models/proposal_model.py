@@ -208,6 +208,8 @@ class ProposalModel(keras.Model):
         box = ops.sum(self.box_loss(target_deltas, ops.cast(deltas, "float32")) * positive) * 4.0  # Huber averages the 4
         loss = (ops.sum(objectness * sampled) + self.box_loss_weight * box) / count
         if self.refinement is not None and self.refinement_loss_weight > 0:
+            # Frozen-backbone training feeds the cached map; with a trainable backbone the map is computed
+            # again here (`call` returns only the RPN's outputs, which `fit` and the exports rely on).
             feature_map = x["feature_map"] if "feature_map" in x else self.feature_map(x["images"], training=training)
             loss = loss + self.refinement_loss_weight * self.refinement_loss(feature_map, logits, deltas, x["boxes"], x["box_mask"])
         if self.losses:
