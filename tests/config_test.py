@@ -61,7 +61,6 @@ def test_configs_of_runs_saved_before_a_field_existed_load_with_the_value_they_w
     "config_class, field_name, older_value, default",
     [
         (ProposalConfig, "feature_stride", None, 16),  # older proposal runs read the backbone's output map
-        (ProposalConfig, "refine_boxes", False, False),  # no second stage before it existed; the default leaves it out
     ],
 )
 def test_files_saved_before_a_field_existed_keep_the_value_they_were_made_with(tmp_path, config_class, field_name, older_value, default):
@@ -71,6 +70,15 @@ def test_files_saved_before_a_field_existed_keep_the_value_they_were_made_with(t
     path.write_text(json.dumps(values))
     assert getattr(load_config(config_class, str(path)), field_name) == older_value
     assert getattr(config_class(), field_name) == default
+
+
+def test_proposal_runs_saved_before_the_second_stage_read_without_it_and_the_flags_are_booleans():
+    values = ProposalConfig().to_dict()
+    del values["refine_boxes"]
+    assert ProposalConfig.migrate(values)["refine_boxes"] is False  # filled in, not left to the default
+    for field_name in ("refine_boxes", "horizontal_flip"):
+        with pytest.raises(ValueError, match=rf"ProposalConfig.{field_name} must be True or False, received 'false'"):
+            ProposalConfig(**{field_name: "false"})
 
 
 def test_feature_stride_must_be_positive():

@@ -718,6 +718,9 @@ class ProposalConfig(ConfigMixin):
         if self.feature_stride is not None and int(self.feature_stride) < 1:
             raise ValueError(f"ProposalConfig.feature_stride must be >= 1 or None, received {self.feature_stride!r}")
         check_patience("ProposalConfig", self.patience)
+        for field_name in ("horizontal_flip", "refine_boxes"):
+            if not isinstance(getattr(self, field_name), bool):
+                raise ValueError(f"ProposalConfig.{field_name} must be True or False, received {getattr(self, field_name)!r}")
 
     @classmethod
     def migrate(cls, values):
@@ -817,7 +820,7 @@ class PipelineSettings(ConfigMixin):
 
 # Values of `DemoConfig.quick_config()`: a run of a few minutes on 2 CPU cores.
 QUICK_SETTINGS = dict(
-    alignment_epochs=2, caption_epochs=1, embedding_epochs=1, alignment_batch_size=32, caption_batch_size=32,
+    alignment_epochs=2, alignment_warmup_epochs=1, caption_epochs=1, embedding_epochs=1, alignment_batch_size=32, caption_batch_size=32,
     region_dim=32, caption_hidden=32, betas=(0.0, 1.0, 5.0), beam_size=3, caption_eval_images=20,
     proposal_anchor_sizes=(7.0, 10.0, 14.0, 20.0), proposal_epochs=2, proposal_caption_images=6, quick=True,
 )

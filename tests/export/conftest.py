@@ -301,10 +301,11 @@ def captioner_proposals_dir(captioner_proposals_signatures, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def aligner_proposals_signatures(aligner_signatures, vocabulary):
-    """The session's aligner with a proposal network of its own backbone (two backbone passes)."""
+    """The session's aligner with a proposal network of its own backbone (two backbone passes), the RPN alone
+    (the captioner's has the second stage)."""
     from vsa_tf.export.aligner import AlignerSignatures
 
-    proposal_model = build_proposal_model()
+    proposal_model = build_proposal_model(refine_boxes=False)
     return AlignerSignatures(
         aligner_signatures.model, vocabulary, IMAGE_SIZE, max_boxes=MAX_BOXES, max_words=MAX_WORDS, proposal_model=proposal_model
     )

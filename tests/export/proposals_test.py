@@ -68,7 +68,8 @@ def conv_count(signatures, name):
     return sum(node.op == "Conv2D" for node in nodes)
 
 
-HEAD_CONVOLUTIONS = 3 + 1  # RegionProposalHead: the 3 x 3 convolution, objectness, deltas; BoxRefinementHead's 1 x 1 reduction
+HEAD_CONVOLUTIONS = 3  # RegionProposalHead: the 3 x 3 convolution, objectness, deltas
+REFINEMENT_CONVOLUTIONS = 1  # BoxRefinementHead's 1 x 1 reduction (the captioner fixture's second stage)
 BACKBONE_CONVOLUTIONS = 2  # the "simple" (4, 8) backbone
 
 
@@ -122,10 +123,12 @@ def test_one_backbone_pass_where_the_proposal_backbone_is_the_region_backbone(
     assert captioner_proposals_signatures.proposals.proposal_model.feature_layer == "conv1"  # a map tapped on the way
     regions = conv_count(captioner_proposals_signatures, "caption_regions")
     assert regions == BACKBONE_CONVOLUTIONS
-    assert conv_count(captioner_proposals_signatures, "caption_proposals") == regions + HEAD_CONVOLUTIONS
+    assert captioner_proposals_signatures.proposals.proposal_model.refinement is not None
+    assert conv_count(captioner_proposals_signatures, "caption_proposals") == regions + HEAD_CONVOLUTIONS + REFINEMENT_CONVOLUTIONS
     assert not aligner_proposals_signatures.proposals.shares_backbone
     assert aligner_proposals_signatures.proposals.backbone_difference == "weights differ"
     regions = conv_count(aligner_proposals_signatures, "encode_image_boxes")
+    assert aligner_proposals_signatures.proposals.proposal_model.refinement is None
     assert conv_count(aligner_proposals_signatures, "encode_image_proposals") == regions + BACKBONE_CONVOLUTIONS + HEAD_CONVOLUTIONS
 
 

@@ -318,7 +318,7 @@ def test_grounding_report_with_learned_proposals(trained_run, proposals_run, tmp
 
 
 def test_grounding_report_with_the_detector_confidence_prior(trained_run, proposals_run, tmp_path):
-    from vsa_tf.data.boxes import read_box_scores
+    from vsa_tf.data.boxes import read_box_scores, read_boxes
 
     run_dir, data, world_folder, _ = trained_run
     truth_path = str(tmp_path / "truth.json")
@@ -334,12 +334,30 @@ def test_grounding_report_with_the_detector_confidence_prior(trained_run, propos
     for prefix in ("", "run:"):
         for row in ("mrf_beta=0", "mrf_beta=1", "argmax", "mrf_beta=0_boxes_only", "argmax_boxes_only"):
             assert f"{prefix}confidence=0.5:{row}" in methods and f"{prefix}confidence=1e+06:{row}" in methods
-    # The detector's own answer is each image's first (most confident) proposal ...
+    # The detector's own answer is each image's first (most confident) proposal: the confidences read pair
+    # with the boxes in the order the regions take them.
     scores = read_box_scores(report["regions"]["boxes"])
-    assert all(np.all(np.diff(values) <= 0) for values in scores.values())
+    with open(report["regions"]["boxes"]) as stream:
+        raw = json.load(stream)
+    for filename, entry in raw.items():
+        pairs = sorted(zip(entry["scores"], map(tuple, entry["boxes"])), key=lambda pair: -pair[0])
+        np.testing.assert_allclose(scores[filename], [score for score, _ in pairs], rtol=1e-6)
+        np.testing.assert_allclose(read_boxes(report["regions"]["boxes"])[filename], [box for _, box in pairs], rtol=1e-6)
     # ... and an overwhelming prior labels every word with it when the whole image is not a label.
     assert methods["confidence=1e+06:argmax_boxes_only"] == methods["most_confident_box"]
     assert methods["confidence=1e+06:mrf_beta=1_boxes_only"] == methods["most_confident_box"]
+    # The paper's rows come first whatever the weights; an image the scored file leaves out keeps the whole image.
+    only = alignment.grounding_report(run_dir, proposed, truth_path, betas=[0], confidence_weights=[0.5])
+    assert only["confidence_weights"] == [0.0, 0.5] and list(only["methods"])[0] == "mrf_beta=0"
+    assert only["methods"]["confidence=0.5:argmax"] == methods["confidence=0.5:argmax"]
+    left_out = dict(raw)
+    dropped = sorted(left_out)[0]
+    del left_out[dropped]
+    partial = str(tmp_path / "partial_proposals.json")
+    with open(partial, "w") as stream:
+        json.dump(left_out, stream)
+    report = alignment.grounding_report(run_dir, data.replace(boxes=partial), truth_path, betas=[0], confidence_weights=[0.5])
+    assert report["methods"]["confidence=0.5:argmax"]["num_phrases"] == methods["argmax"]["num_phrases"]
 
 
 def test_the_confidence_prior_needs_box_scores(trained_run, tmp_path):

@@ -139,6 +139,13 @@ def test_the_second_stage_moves_the_proposals_onto_the_objects():
     assert float(model.refinement_loss(maps, logits, deltas, boxes, np.zeros((48, 1), bool))) == 0.0
 
 
+def test_a_refined_model_compiles_without_xla_where_keras_would_choose_it():
+    from keras.src.trainers.trainer import model_supports_jit
+
+    assert not model_supports_jit(_refined_model())  # its training step decodes (NMS) and crops: no XLA kernels
+    assert model_supports_jit(_refined_model(refinement=None))
+
+
 def test_a_refined_model_round_trips_and_refuses_bad_arguments(tmp_path):
     model = _refined_model()
     feature_map = np.random.default_rng(1).normal(size=(2, 8, 8, 3)).astype("float32")

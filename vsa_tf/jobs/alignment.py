@@ -312,7 +312,8 @@ def grounding_report(run_dir, data_config=None, truth=None, split="val", betas=G
         confidence_weights: weights w of the detector-confidence prior (`align.confidence_prior`): each
             w > 0 adds every model row again, named "confidence=<w>:<row>", its scores
             v_t . s_j + w · σ · logit(c_t); they need a boxes file with `scores` (e.g. `vsa-tf propose`'s),
-            which also adds the `most_confident_box` baseline (each image's first box). 0 = the paper's rows.
+            which also adds the `most_confident_box` baseline (each image's first box). The paper's rows
+            (w = 0) are always given, first; an image the file leaves out has the whole image only.
 
     Returns:
         a JSON-able dict: {"run", "dataset", "split", "regions": {"source", "boxes", "proposals",
@@ -337,6 +338,7 @@ def grounding_report(run_dir, data_config=None, truth=None, split="val", betas=G
     weights = [confidence_prior.check_confidence_weight(weight) for weight in confidence_weights]
     if not weights:
         raise ValueError(f"confidence_weights must hold one or more weights (0: the paper's rows), received {confidence_weights!r}")
+    weights = [0.0] + [weight for weight in dict.fromkeys(weights) if weight != 0]  # the paper's rows always, first
     run, resolved, records, boxes, store = _split_of_run(run_dir, data_config, split, max_words)
     proposals = proposals or run.config.data.proposals
     scored = [sentence for sentence in _scored_sentences(run, records, resolved, boxes, store) if sentence[0] in truth_images]
@@ -351,7 +353,7 @@ def grounding_report(run_dir, data_config=None, truth=None, split="val", betas=G
     def add_model_rows(prefix, sentences):
         for weight in weights:
             weighted = sentences if weight == 0 else [
-                (filename, index, words, confidence_prior.add_confidence_prior(scores, confidences[filename], weight), pixel_boxes)
+                (filename, index, words, confidence_prior.add_confidence_prior(scores, confidences.get(filename, ()), weight), pixel_boxes)
                 for filename, index, words, scores, pixel_boxes in sentences
             ]
             weight_prefix = prefix if weight == 0 else f"{prefix}confidence={weight:g}:"

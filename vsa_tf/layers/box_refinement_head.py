@@ -58,6 +58,9 @@ class BoxRefinementHead(keras.layers.Layer):
         self.pool_size = int(pool_size)
         self.hidden = int(hidden)
         self.context_scale = float(context_scale)
+        # Training decodes the proposals (NMS) and RoIAligns them (CropAndResize): XLA compiles neither, so a
+        # model holding this head compiles without it (Keras' jit_compile="auto" reads this flag).
+        self.supports_jit = False
         self.reduce = keras.layers.Conv2D(self.filters, 1, activation="relu", name="reduce")
         self.roi_align = RoIAlign(self.pool_size, pooling="flatten", name="roi_align")
         self.hidden_1 = keras.layers.Dense(self.hidden, activation="relu", name="hidden_1")
@@ -101,7 +104,20 @@ class BoxRefinementHead(keras.layers.Layer):
 
 
 def refined_boxes(boxes, deltas, image_size):
-    """Pixel "xyxy" boxes [B, K, 4] moved by `BoxRefinementHead` deltas [B, K, 4], clipped to (height, width)."""
+    """Boxes moved by `BoxRefinementHead` deltas (the inverse of Keras' `center_yxhw` encoding), clipped to the image.
+
+    Args:
+        boxes: float [B, K, 4] pixel "xyxy".
+        deltas: float [B, K, 4], the head's output.
+        image_size: (height, width) in pixels.
+
+    Returns:
+        float32 [B, K, 4] pixel "xyxy" inside [0, width] x [0, height].
+
+    Example:
+    >>> refined_boxes(np.array([[[2.0, 2.0, 10.0, 12.0]]]), np.zeros((1, 1, 4)), (32, 32)).numpy().tolist()
+    [[[2.0, 2.0, 10.0, 12.0]]]
+    """
     from keras.utils import bounding_boxes
 
     moved = bounding_boxes.decode_deltas_to_boxes(

@@ -209,8 +209,9 @@ class ProposalModel(keras.Model):
         loss = (ops.sum(objectness * sampled) + self.box_loss_weight * box) / count
         if self.refinement is not None and self.refinement_loss_weight > 0:
             # Frozen-backbone training feeds the cached map; with a trainable backbone the map is computed
-            # again here (`call` returns only the RPN's outputs, which `fit` and the exports rely on).
-            feature_map = x["feature_map"] if "feature_map" in x else self.feature_map(x["images"], training=training)
+            # again here (`call` returns only the RPN's outputs, which `fit` and the exports rely on), in
+            # inference mode so that batch-norm statistics are updated once a step, by the RPN's pass.
+            feature_map = x["feature_map"] if "feature_map" in x else self.feature_map(x["images"], training=False)
             loss = loss + self.refinement_loss_weight * self.refinement_loss(feature_map, logits, deltas, x["boxes"], x["box_mask"])
         if self.losses:
             loss = loss + ops.sum(ops.stack(self.losses))
