@@ -172,6 +172,13 @@ def test_baselines_by_hand():
     assert oracle["phrase_accuracy"] == 1.0
     no_boxes, _ = alignment.baseline_phrase_boxes({"q.jpg": REGIONS["q.jpg"][:1]}, REAL_TRUTH, [("q.jpg", 0)])
     assert no_boxes["largest_box"][("q.jpg", 0)] == [[0, 0, 100, 100]]  # no box: the whole image
+    assert "most_confident_box" not in answers
+    # A scored boxes file's first box (stored best first): region 1, the whole image without boxes.
+    scored, _ = alignment.baseline_phrase_boxes(REGIONS, REAL_TRUTH, sentences, seed=3, first_box=True)
+    assert scored["most_confident_box"][("p.jpg", 0)] == [REGIONS["p.jpg"][1].tolist()] * 2
+    assert {name: scored[name] for name in answers} == answers
+    no_boxes, _ = alignment.baseline_phrase_boxes({"q.jpg": REGIONS["q.jpg"][:1]}, REAL_TRUTH, [("q.jpg", 0)], first_box=True)
+    assert no_boxes["most_confident_box"][("q.jpg", 0)] == [[0, 0, 100, 100]]
 
 
 def test_evaluate_phrase_boxes_errors():

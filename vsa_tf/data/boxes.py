@@ -40,10 +40,16 @@ def _as_float(value):
 
 def parse_boxes(data, source="boxes"):
     """Parsed boxes JSON -> ({filename: float32 [n, 4]}, [problems as "source: problem"])."""
+    result, _, problems = _parse_boxes_and_scores(data, source)
+    return result, problems
+
+
+def _parse_boxes_and_scores(data, source):
+    """`parse_boxes`, and {filename: float32 [n] scores} of the entries that give them, in the boxes' order."""
     problems = []
     if not isinstance(data, dict):
-        return {}, [f"{source}: expected a JSON object mapping filename -> boxes, received {type(data).__name__}"]
-    result = {}
+        return {}, {}, [f"{source}: expected a JSON object mapping filename -> boxes, received {type(data).__name__}"]
+    result, result_scores = {}, {}
     for filename, entry in data.items():
         scores = None
         if isinstance(entry, dict):
@@ -87,9 +93,11 @@ def parse_boxes(data, source="boxes"):
         with np.errstate(over="ignore"):  # a flagged coordinate beyond float32 becomes inf
             array = np.asarray([[_as_float(value) for value in box] for box in entry], dtype=np.float32).reshape(-1, 4)
         if scores is not None:
-            array = array[np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")]
+            order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+            array = array[order]
+            result_scores[filename] = np.asarray(scores, dtype=np.float32)[order]
         result[filename] = array
-    return result, problems
+    return result, result_scores, problems
 
 
 def read_boxes(path):
@@ -106,15 +114,10 @@ def read_box_scores(path):
     Images given as a plain list of boxes carry no scores and are not in the result (a file of plain
     lists, e.g. human-drawn boxes, gives {}). The file is validated as `read_boxes` does.
     """
-    data = readers.load_json(path, "boxes JSON")
-    _, problems = parse_boxes(data, source=path)
+    _, scores, problems = _parse_boxes_and_scores(readers.load_json(path, "boxes JSON"), source=path)
     if problems:
         raise ValueError("\n".join(problems))
-    return {
-        filename: np.sort(np.asarray(entry["scores"], dtype=np.float32))[::-1].copy()
-        for filename, entry in data.items()
-        if isinstance(entry, dict) and entry.get("scores") is not None
-    }
+    return scores
 
 
 def outside_image_problems(boxes, width, height, tolerance=1.0):

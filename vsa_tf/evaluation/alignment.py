@@ -273,10 +273,12 @@ def phrases_within(truth, sentence_lengths):
 BASELINES = ("whole_image", "largest_box", "random_box", "best_box_oracle")
 
 
-def baseline_phrase_boxes(image_regions, truth, sentences, seed=0, iou_threshold=0.5):
+def baseline_phrase_boxes(image_regions, truth, sentences, seed=0, iou_threshold=0.5, first_box=False):
     """One box per ground-truth phrase from each baseline, chosen among the image's regions.
 
     - `whole_image`: region 0.
+    - `most_confident_box` (only with ``first_box``): region 1, the first box of a boxes file stored best
+      first (a detector's most confident box; region 0 when the image has no box).
     - `largest_box`: the region of largest area after region 0 (region 0 when the image has no other).
     - `random_box`: a region drawn uniformly among all of the image's regions (region 0 included, the
       set the model chooses from) for each phrase, with `numpy.random.default_rng(seed)`, phrases taken
@@ -289,6 +291,7 @@ def baseline_phrase_boxes(image_regions, truth, sentences, seed=0, iou_threshold
         sentences: list of (filename, sentence index) to answer, in order.
         seed: seed of the random baseline.
         iou_threshold: the threshold of `random_box`'s expected accuracy.
+        first_box: also answer `most_confident_box` (for regions from a scored boxes file).
 
     Returns:
         ({baseline: {(filename, sentence): [box per phrase]}}, the random baseline's expected phrase
@@ -296,7 +299,7 @@ def baseline_phrase_boxes(image_regions, truth, sentences, seed=0, iou_threshold
     """
     truth = _truth_images(truth)
     rng = np.random.default_rng(seed)
-    answers = {name: {} for name in BASELINES}
+    answers = {name: {} for name in BASELINES + (("most_confident_box",) if first_box else ())}
     hit_fractions = []
     for filename, sentence in sentences:
         regions = np.asarray(image_regions[filename], dtype=np.float64).reshape([-1, 4])
@@ -309,6 +312,8 @@ def baseline_phrase_boxes(image_regions, truth, sentences, seed=0, iou_threshold
         key = (filename, sentence)
         answers["whole_image"][key] = [regions[0].tolist()] * len(phrases)
         answers["largest_box"][key] = [regions[largest].tolist()] * len(phrases)
+        if first_box:
+            answers["most_confident_box"][key] = [regions[1 if len(regions) > 1 else 0].tolist()] * len(phrases)
         answers["random_box"][key], answers["best_box_oracle"][key] = [], []
         for phrase in phrases:
             object_box = np.asarray(image["objects"][phrase["object"]]["box"], dtype=np.float64)

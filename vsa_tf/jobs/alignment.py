@@ -367,11 +367,9 @@ def grounding_report(run_dir, data_config=None, truth=None, split="val", betas=G
 
     add_model_rows("", scored)
     regions = {filename: pixel_boxes for filename, _, _, _, pixel_boxes in scored}
-    answers, random_expected = alignment_metrics.baseline_phrase_boxes(regions, evaluated, list(lengths), seed, iou_threshold)
-    if confidences is not None:  # the detector's own answer: its most confident box (boxes are stored best first)
-        answers["most_confident_box"] = {
-            key: [regions[key[0]][1 if len(regions[key[0]]) > 1 else 0].tolist()] * len(phrases) for key, phrases in answers["whole_image"].items()
-        }
+    answers, random_expected = alignment_metrics.baseline_phrase_boxes(
+        regions, evaluated, list(lengths), seed, iou_threshold, first_box=confidences is not None
+    )
     for name, phrase_boxes in answers.items():
         methods[name] = _grounding_row(alignment_metrics.evaluate_phrase_boxes(phrase_boxes, evaluated, iou_threshold))
     methods["random_box"]["expected_phrase_accuracy"] = random_expected

@@ -239,8 +239,8 @@ class ProposalModel(keras.Model):
 
     def _relative(self, boxes):
         """Pixel "xyxy" boxes [B, K, 4] of the model's image -> normalised "rel_yxyx" (RoIAlign's)."""
-        height, width = float(self.image_size[0]), float(self.image_size[1])
-        return ops.stack([boxes[..., 1] / height, boxes[..., 0] / width, boxes[..., 3] / height, boxes[..., 2] / width], axis=-1)
+        height, width = self.image_size
+        return bounding_boxes.convert_format(boxes, source="xyxy", target="rel_yxyx", height=height, width=width)
 
     def propose(self, inputs, decoder=None):
         """(boxes float [B, K, 4] pixel "xyxy" best first, scores float [B, K], count int [B]).
@@ -248,12 +248,11 @@ class ProposalModel(keras.Model):
         `decoder`: another `ProposalDecoder` (e.g. more proposals or another NMS threshold); default: the model's.
         With a `refinement` head each decoded box is moved by its deltas (scores and order are the RPN's).
         """
-        if self.refinement is None:
-            logits, deltas = self(inputs, training=False)
-            return (decoder or self.decoder)(self.anchors, logits, deltas, image_size=self.image_size)
         feature_map = inputs["feature_map"] if "feature_map" in inputs else self.feature_map(inputs["images"], training=False)
         logits, deltas = self({"feature_map": feature_map}, training=False)
         boxes, scores, count = (decoder or self.decoder)(self.anchors, logits, deltas, image_size=self.image_size)
+        if self.refinement is None:
+            return boxes, scores, count
         real = ops.arange(ops.shape(boxes)[1])[None, :] < ops.cast(count, "int32")[:, None]
         moved = refined_boxes(boxes, self.refinement(feature_map, self._relative(boxes), real), self.image_size)
         return ops.where(real[..., None], moved, boxes), scores, count
